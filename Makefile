@@ -1,0 +1,32 @@
+# Two commands on a fresh machine (Python 3.11):  make repro   (the experiment)   make test   (the test suite)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro tiny test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU build of torch first, so the project's torch requirement installs nothing more
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+repro: setup                ## download -> preprocess -> train -> evaluate (the full experiment)
+	dvc repro
+
+tiny: setup                 ## the same pipeline on the tiny preset (about a minute), as a DVC experiment
+	dvc exp run -S preset=tiny
+
+test: setup                 ## the whole test suite (about 6 minutes on 2 CPU cores)
+	python -m pytest -q
+
+lint: setup
+	ruff check src tests benchmarks
+
+bench: setup                ## speed figures -> reports/benchmarks.json
+	python benchmarks/run_all.py

@@ -1,0 +1,52 @@
+"""DVC stage `preprocess`: filter, augment, train SentencePiece, encode -> data/prepared/."""
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from s2s.cli import user_errors
+from s2s.data.noise import NoiseConfig
+from s2s.data.prepare import PrepareOptions, prepare
+from s2s.io import write_json_atomic
+
+log = logging.getLogger("preprocess")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@user_errors
+def main(cfg: DictConfig) -> None:
+    d, p = cfg.data, cfg.preprocess
+    opt = PrepareOptions(
+        raw_dir=cfg.paths.raw_dir,
+        out_dir=cfg.paths.prepared_dir,
+        src_lang=d.src_lang,
+        tgt_lang=d.tgt_lang,
+        splits=dict(d.splits),
+        vocab_size=p.spm.vocab_size,
+        model_type=p.spm.model_type,
+        character_coverage=p.spm.character_coverage,
+        max_train_pairs=d.max_train_pairs,
+        max_eval_pairs=d.max_eval_pairs,
+        max_words=p.filter.max_words,
+        max_pieces=p.filter.max_pieces,
+        reverse=p.reverse,
+        noise_copies=p.noise.copies,
+        noise_level=p.noise.level,
+        noise=NoiseConfig(p_drop=p.noise.p_drop, p_blank=p.noise.p_blank, shuffle_k=p.noise.shuffle_k),
+        noise_replace_clean=p.noise.replace_clean,
+        seed=cfg.seed,
+    )
+    stats = prepare(opt)
+    write_json_atomic(Path(cfg.paths.reports_dir) / "preprocess.json", stats)
+    log.info(
+        "train pairs in %d, out %d; vocabulary %d",
+        stats["train"]["pairs_in"],
+        stats["train"]["pairs_out"],
+        stats["vocab_size"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Length-bucketed batches by sentence or token count, DDP-aware and resumable.
+
+Each epoch the indices are shuffled (seed + epoch), sorted by length inside large chunks so that
+batches hold similar lengths (little padding), cut into batches under ``max_tokens`` padded tokens
+and ``max_sentences`` sentences, and the batch order is shuffled.  Under DDP every rank computes
+the same batch list and takes a disjoint stride of it; the list is first cut to a multiple of the
+number of ranks so all ranks run the same number of steps (no hang at the epoch end).
+
+Evaluation batches (``shuffle=False``) are never cut: every sentence is decoded exactly once
+across ranks, and results are put back in order by their dataset index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class TokenBatchSampler(Sampler[list[int]]):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_tokens: int | None = None,
+        max_sentences: int | None = 64,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        chunk_batches: int = 100,
+    ):
+        if not max_tokens and not max_sentences:
+            raise ValueError("data.batch: set max_tokens, max_sentences or both")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.max_tokens, self.max_sentences = max_tokens, max_sentences
+        self.shuffle, self.seed = shuffle, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.chunk_batches = chunk_batches
+        self.epoch = 0
+        self.start_batch = 0  # batches of this epoch already consumed (set when resuming)
+        self._batches_by_epoch: dict[int, list[list[int]]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start_batch = 0
+        self.epoch = epoch
+
+    def _pack(self, order: np.ndarray) -> list[list[int]]:
+        batches, current, longest = [], [], 0
+        for idx in order.tolist():
+            length = int(self.lengths[idx])
+            new_longest = max(longest, length)
+            over_tokens = self.max_tokens and new_longest * (len(current) + 1) > self.max_tokens
+            over_sents = self.max_sentences and len(current) + 1 > self.max_sentences
+            if current and (over_tokens or over_sents):
+                batches.append(current)
+                current, new_longest = [], length
+            current.append(idx)
+            longest = new_longest
+        if current:
+            batches.append(current)
+        return batches
+
+    def all_batches(self) -> list[list[int]]:
+        """Every batch of the current epoch, before sharding across ranks."""
+        if self.epoch in self._batches_by_epoch:
+            return self._batches_by_epoch[self.epoch]
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            batches = self._pack(order)
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(n)
+            chunk = (self.max_sentences or 64) * self.chunk_batches
+            parts = []
+            for start in range(0, n, chunk):
+                part = order[start : start + chunk]
+                parts.append(part[np.argsort(self.lengths[part], kind="stable")])
+            batches = self._pack(np.concatenate(parts) if parts else order)
+            perm = rng.permutation(len(batches))
+            batches = [batches[i] for i in perm]
+            usable = len(batches) - len(batches) % self.num_replicas
+            batches = batches[:usable]
+        self._batches_by_epoch = {self.epoch: batches}
+        return batches
+
+    def _my_batches(self) -> list[list[int]]:
+        return self.all_batches()[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._my_batches()
+        start, self.start_batch = self.start_batch, 0
+        yield from batches[start:]
+
+    def __len__(self) -> int:
+        return len(self._my_batches())
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int], consumed: int) -> None:
+        self.epoch, self.start_batch = int(state["epoch"]), int(consumed)

@@ -1,0 +1,98 @@
+"""The SentencePiece vocabulary: training it on the training split, encoding and detokenizing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from s2s.io import InputError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+def train_sentencepiece(
+    sentences: Iterable[str],
+    model_prefix: str | Path,
+    *,
+    vocab_size: int,
+    model_type: str = "unigram",
+    character_coverage: float = 1.0,
+    user_defined_symbols: Sequence[str] = (),
+    seed: int = 1234,
+    num_threads: int = 1,
+) -> Path:
+    """Train a SentencePiece model; returns the ``.model`` path (``.vocab`` beside it).
+
+    ``user_defined_symbols`` (language tags, ``<blank>``) are kept as single pieces.  The seed and a
+    single thread make the model byte-identical between runs.
+    """
+    prefix = Path(model_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    text_file = prefix.with_suffix(".train.txt")
+    with open(text_file, "w", encoding="utf-8") as fh:
+        for line in sentences:
+            fh.write(line.replace("\n", " ") + "\n")
+    spm.set_random_generator_seed(seed)
+    try:
+        spm.SentencePieceTrainer.train(
+            input=str(text_file),
+            model_prefix=str(prefix),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            user_defined_symbols=list(user_defined_symbols),
+            num_threads=num_threads,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        match = re.search(r"value <= (\d+)", str(err))
+        if match:
+            raise InputError(
+                f"preprocess.spm.vocab_size={vocab_size} is larger than the training data allows "
+                f"(at most {match.group(1)} for this data); lower it"
+            ) from err
+        raise InputError(f"SentencePiece training failed: {err}") from err
+    finally:
+        text_file.unlink(missing_ok=True)
+    return prefix.with_suffix(".model")
+
+
+class Vocabulary:
+    """A loaded SentencePiece model with the project's id conventions (pad 0, unk 1, bos 2, eos 3)."""
+
+    def __init__(self, model_file: str | Path):
+        self.model_file = Path(model_file)
+        if not self.model_file.is_file():
+            raise InputError(f"{self.model_file}: SentencePiece model not found")
+        self.sp = spm.SentencePieceProcessor(model_file=str(self.model_file))
+
+    def __len__(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, sentences: Sequence[str]) -> list[list[int]]:
+        return self.sp.encode(list(sentences), out_type=int)
+
+    def pieces(self, sentence: str) -> list[str]:
+        return self.sp.encode(sentence, out_type=str)
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return [self.sp.decode([i for i in seq if i > EOS_ID or i == UNK_ID]) for seq in ids]
+
+    def id_to_piece(self, i: int) -> str:
+        return self.sp.id_to_piece(i)
+
+    def piece_to_id(self, piece: str) -> int:
+        return self.sp.piece_to_id(piece)
+
+
+def copy_model(model_file: Path, dest_dir: Path) -> None:
+    for suffix in (".model", ".vocab"):
+        shutil.copyfile(model_file.with_suffix(suffix), dest_dir / model_file.with_suffix(suffix).name)

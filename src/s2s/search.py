@@ -1,0 +1,272 @@
+"""Greedy and beam search over any model exposing ``encode`` and ``decode_step`` (plain PyTorch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass
+class Hypothesis:
+    """One output: tokens (without BOS/EOS), total log-probability, normalised score, attention (T, S)."""
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+    attention: torch.Tensor | None = None
+
+
+def max_output_length(src_lengths: torch.Tensor, a: float, b: int) -> torch.Tensor:
+    """Per-sentence limit a * src_len + b (at least 1)."""
+    return torch.clamp((src_lengths.float() * a + b).long(), min=1)
+
+
+@torch.no_grad()
+def greedy_search(
+    model: torch.nn.Module,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    return_attention: bool = False,
+) -> list[Hypothesis]:
+    """Batched greedy decoding; each sentence stops at EOS or at its own length limit."""
+    batch = src.size(0)
+    state = model.encode(src, src_lengths)
+    limits = max_output_length(src_lengths, max_len_a, max_len_b).to(src.device)
+    max_steps = int(limits.max())
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    tokens, scores, attns = [], torch.zeros(batch, device=src.device), []
+    for t in range(max_steps):
+        log_probs, state, weights = model.decode_step(prev, state)
+        # at the limit, EOS is forced so that the output length never exceeds it
+        at_limit = (t >= limits - 1) & ~finished
+        best_lp, best = log_probs.max(dim=-1)
+        best = torch.where(at_limit, torch.full_like(best, EOS_ID), best)
+        best_lp = torch.where(at_limit, log_probs[:, EOS_ID], best_lp)
+        best = torch.where(finished, torch.full_like(best, PAD_ID), best)
+        scores += torch.where(finished, torch.zeros_like(best_lp), best_lp)
+        tokens.append(best)
+        if return_attention and weights is not None:
+            attns.append(weights)
+        finished |= best == EOS_ID
+        prev = best
+        if bool(finished.all()):
+            break
+    out = torch.stack(tokens, dim=1).tolist()
+    hyps = []
+    for i, seq in enumerate(out):
+        seq = seq[: seq.index(EOS_ID)] if EOS_ID in seq else seq
+        attention = torch.stack(attns, dim=1)[i, : len(seq) + 1].cpu() if attns else None
+        hyps.append(Hypothesis(seq, float(scores[i]), float(scores[i]) / (len(seq) + 1), attention))
+    return hyps
+
+
+@dataclass
+class SearchOptions:
+    """Decoding options (the ``decode`` config group)."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    min_len: int = 0
+    n_best: int = 1
+    no_repeat_ngram_size: int = 0
+    return_attention: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> SearchOptions:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(cfg).items() if k in names})
+
+
+def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
+    """GNMT length penalty ((5 + len) / 6) ** alpha; ``len`` counts the tokens including EOS."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _ngram_ban(history: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
+    """(R, V) bool: tokens that would repeat an n-gram already in each row of ``history`` (R, t)."""
+    rows, t = history.shape
+    banned = torch.zeros(rows, vocab_size, device=history.device)
+    if t < n or n <= 0:
+        return banned.bool()
+    windows = history.unfold(1, n, 1)  # (R, t - n + 1, n)
+    if n > 1:
+        match = (windows[:, :, : n - 1] == history[:, t - n + 1 :].unsqueeze(1)).all(dim=-1)
+    else:
+        match = torch.ones(windows.shape[:2], dtype=torch.bool, device=history.device)
+    banned.scatter_add_(1, windows[:, :, n - 1], match.to(banned.dtype))
+    return banned > 0
+
+
+@torch.no_grad()
+def beam_search(
+    model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
+) -> list[list[Hypothesis]]:
+    """Batched beam search: the ``n_best`` best finished hypotheses per sentence, best first.
+
+    All sentences' beams advance together as one (N * K) batch.  Each step the ``2K`` best
+    extensions of the live beams are ranked; extensions ending in EOS among the first ``K`` are
+    finished (they never grow again), and the ``K`` best others stay live.  Scores are
+    ``log p / lp(len)`` with the GNMT length penalty (``len`` includes EOS; alpha 0: raw log p).
+    A sentence is done when it holds ``K`` finished hypotheses and no live one can still beat the
+    worst of them (log p only decreases, so ``log p / lp(limit)`` bounds a live hypothesis for
+    alpha >= 0), or at its length limit ``a * src_len + b``, where every live hypothesis is
+    finished with a forced EOS.  Done sentences leave the batch, so late steps get cheaper.
+    """
+    beam, alpha = int(opts.beam_size), float(opts.length_penalty)
+    if beam < 1:
+        raise ValueError(f"beam_size={beam}: must be at least 1")
+    if not 1 <= opts.n_best <= beam:
+        raise ValueError(f"n_best={opts.n_best}: must be between 1 and beam_size={beam}")
+    batch, device = src.size(0), src.device
+    if batch == 0:
+        return []
+    ngram = int(opts.no_repeat_ngram_size)
+    state = model.encode(src, src_lengths)
+    limits = max_output_length(src_lengths, opts.max_len_a, opts.max_len_b).to(device)
+    # best possible length penalty of a live hypothesis: at the longest length for alpha >= 0
+    lp_limit = length_penalty(limits.float(), alpha) if alpha >= 0 else None
+    max_steps = int(limits.max())
+    neg_inf = float("-inf")
+
+    state = state.index_select(torch.arange(batch, device=device).repeat_interleave(beam))
+    sent_ids = torch.arange(batch, device=device)  # original index of each active sentence
+    scores = torch.full((batch, beam), neg_inf, device=device)
+    scores[:, 0] = 0.0  # only beam 0 is live at first: no duplicate hypotheses
+    history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
+    attn_history: torch.Tensor | None = None
+    prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
+    fin_best = torch.full((batch, beam), neg_inf, device=device)  # K best finished scores per sentence
+    fin_count = torch.zeros(batch, dtype=torch.long, device=device)
+    # finished hypotheses, one record per step: (sentence ids, tokens, log-probs, scores, attention)
+    records: list[tuple[torch.Tensor, ...]] = []
+    beam_offsets = torch.arange(beam, device=device)
+
+    for t in range(max_steps):
+        n = sent_ids.size(0)
+        log_probs, state, weights = model.decode_step(prev, state)
+        vocab = log_probs.size(-1)
+        log_probs = log_probs.float()
+        at_limit = t >= limits - 1  # (n,)
+        lp_now = length_penalty(t + 1, alpha)
+
+        # --- hypotheses forced to end here (length limit): every live beam gets EOS
+        eos_lp = scores + log_probs[:, EOS_ID].view(n, beam)
+        forced_ok = at_limit.unsqueeze(1) & torch.isfinite(eos_lp)
+        # never return an empty list: with nothing finite, keep beam 0 of a sentence with no result
+        fallback = at_limit & (fin_count == 0) & ~forced_ok.any(dim=1)
+        forced_ok[:, 0] |= fallback
+
+        # --- constraints on the ordinary extensions
+        masked = log_probs
+        if t < opts.min_len or ngram > 0:
+            masked = log_probs.clone()
+            if t < opts.min_len:
+                masked[:, EOS_ID] = neg_inf
+            if ngram > 0 and t >= ngram:
+                masked.masked_fill_(_ngram_ban(history, ngram, vocab), neg_inf)
+        cand = (scores.unsqueeze(-1) + masked.view(n, beam, vocab)).view(n, beam * vocab)
+        top_scores, top_idx = cand.topk(min(2 * beam, beam * vocab), dim=1)
+        top_beam = torch.div(top_idx, vocab, rounding_mode="floor")
+        top_tok = top_idx - top_beam * vocab
+        is_eos = top_tok == EOS_ID
+        rank = torch.arange(top_idx.size(1), device=device)
+        eos_ok = is_eos & (rank < beam) & torch.isfinite(top_scores) & ~at_limit.unsqueeze(1)
+
+        # --- record finished hypotheses (ordinary and forced)
+        step = (sent_ids, history, attn_history, weights if opts.return_attention else None, lp_now)
+        new_fin = [_finish(records, step, eos_ok, top_beam, top_scores)]
+        if bool(at_limit.any()):
+            new_fin.append(_finish(records, step, forced_ok, beam_offsets.expand(n, beam), eos_lp))
+        fin_count = fin_count + eos_ok.sum(dim=1) + forced_ok.sum(dim=1)
+        fin_best = torch.cat([fin_best, *new_fin], dim=1).topk(beam, dim=1).values
+
+        # --- the K best extensions not ending in EOS stay live (there are always K of them)
+        order = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam]
+        live_scores = top_scores.gather(1, order)
+        live_beam = top_beam.gather(1, order)
+        live_tok = top_tok.gather(1, order)
+
+        # --- which sentences are done
+        best_live = live_scores.max(dim=1).values
+        bound = best_live / (lp_limit if lp_limit is not None else length_penalty(t + 2, alpha))
+        worst_fin = fin_best[:, beam - 1]
+        done = at_limit | (torch.isfinite(worst_fin) & (bound <= worst_fin))
+        done |= (fin_count > 0) & ~torch.isfinite(best_live)
+        if bool(done.all()):
+            break
+
+        keep = (~done).nonzero(as_tuple=True)[0]
+        live_beam, live_tok, live_scores = live_beam[keep], live_tok[keep], live_scores[keep]
+        rows = (keep.unsqueeze(1) * beam + live_beam).view(-1)
+        state = state.index_select(rows)
+        history = torch.cat([history.index_select(0, rows), live_tok.view(-1, 1)], dim=1)
+        if opts.return_attention and weights is not None:
+            cur = weights.index_select(0, rows).unsqueeze(1)
+            attn_history = cur if attn_history is None else torch.cat([attn_history.index_select(0, rows), cur], 1)
+        prev = live_tok.view(-1)
+        scores = live_scores
+        sent_ids, fin_best, fin_count, limits = sent_ids[keep], fin_best[keep], fin_count[keep], limits[keep]
+        if lp_limit is not None:
+            lp_limit = lp_limit[keep]
+
+    return _collect(records, batch, opts.n_best, src_lengths)
+
+
+def _finish(
+    records: list[tuple[torch.Tensor, ...]],
+    step: tuple[Any, ...],
+    mask: torch.Tensor,
+    src_beam: torch.Tensor,
+    logp: torch.Tensor,
+) -> torch.Tensor:
+    """Store the hypotheses selected by ``mask`` (n, C) as finished; returns their scores (-inf elsewhere)."""
+    sent_ids, history, attn_history, weights, lp_now = step
+    scores = torch.where(mask, logp / lp_now, torch.full_like(logp, float("-inf")))
+    sel_sent, sel_col = mask.nonzero(as_tuple=True)
+    if sel_sent.numel() == 0:
+        return scores
+    beam = history.size(0) // sent_ids.size(0)
+    rows = sel_sent * beam + src_beam[sel_sent, sel_col]
+    att = None
+    if weights is not None:
+        cur = weights.index_select(0, rows).unsqueeze(1)
+        att = cur if attn_history is None else torch.cat([attn_history.index_select(0, rows), cur], dim=1)
+    lps = logp[sel_sent, sel_col]
+    records.append((sent_ids[sel_sent], history.index_select(0, rows), lps, scores[sel_sent, sel_col], att))
+    return scores
+
+
+def _collect(
+    records: list[tuple[torch.Tensor, ...]], batch: int, n_best: int, src_lengths: torch.Tensor
+) -> list[list[Hypothesis]]:
+    """Group the finished hypotheses by sentence; the n best by score (ties: first finished first)."""
+    found: list[list[tuple[float, int, Hypothesis]]] = [[] for _ in range(batch)]
+    lengths = src_lengths.tolist()
+    order = 0
+    for sents, toks, lps, scs, att in records:
+        for j, (i, seq, lp, sc) in enumerate(zip(sents.tolist(), toks.tolist(), lps.tolist(), scs.tolist())):
+            a = att[j, :, : lengths[i]].cpu() if att is not None else None
+            found[i].append((sc, order, Hypothesis(seq, lp, sc, a)))
+            order += 1
+    out = []
+    for hyps in found:
+        hyps.sort(key=lambda x: (-x[0], x[1]))
+        out.append([h for _, _, h in hyps[:n_best]])
+    return out
+
+
+def decode(model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions) -> list[list[Hypothesis]]:
+    """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search."""
+    if opts.beam_size == 1 and opts.n_best == 1 and opts.min_len == 0 and opts.no_repeat_ngram_size == 0:
+        hyps = greedy_search(model, src, src_lengths, opts.max_len_a, opts.max_len_b, opts.return_attention)
+        return [[h] for h in hyps]
+    return beam_search(model, src, src_lengths, opts)
