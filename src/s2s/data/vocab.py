@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from collections.abc import Iterable, Sequence
@@ -12,6 +13,7 @@ import sentencepiece as spm
 from s2s.io import InputError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+_LANG_TAG = re.compile(r"<2[^\s>]+>")  # as made by s2s.data.augment.lang_tag
 
 
 def train_sentencepiece(
@@ -28,19 +30,18 @@ def train_sentencepiece(
     """Train a SentencePiece model; returns the ``.model`` path (``.vocab`` beside it).
 
     ``user_defined_symbols`` (language tags, ``<blank>``) are kept as single pieces.  The seed and a
-    single thread make the model byte-identical between runs.
+    single thread make the model byte-identical between runs.  The sentences are streamed and the
+    model returned in memory, so no file path (such as the stage's random temporary folder) ends
+    up in the model's trainer spec and breaks that.
     """
     prefix = Path(model_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    text_file = prefix.with_suffix(".train.txt")
-    with open(text_file, "w", encoding="utf-8") as fh:
-        for line in sentences:
-            fh.write(line.replace("\n", " ") + "\n")
+    model = io.BytesIO()
     spm.set_random_generator_seed(seed)
     try:
         spm.SentencePieceTrainer.train(
-            input=str(text_file),
-            model_prefix=str(prefix),
+            sentence_iterator=(line.replace("\n", " ") for line in sentences),
+            model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
             character_coverage=character_coverage,
@@ -60,8 +61,12 @@ def train_sentencepiece(
                 f"(at most {match.group(1)} for this data); lower it"
             ) from err
         raise InputError(f"SentencePiece training failed: {err}") from err
-    finally:
-        text_file.unlink(missing_ok=True)
+    prefix.with_suffix(".model").write_bytes(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    # the same "piece<TAB>score" listing SentencePiece writes beside a model trained from a file
+    with open(prefix.with_suffix(".vocab"), "w", encoding="utf-8", newline="\n") as fh:
+        for i in range(sp.get_piece_size()):
+            fh.write(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n")
     return prefix.with_suffix(".model")
 
 
@@ -78,7 +83,16 @@ class Vocabulary:
         return self.sp.get_piece_size()
 
     def encode(self, sentences: Sequence[str]) -> list[list[int]]:
-        return self.sp.encode(list(sentences), out_type=int)
+        """Ids of each sentence.  A leading language tag (``<2de> ...``) becomes one id at position 0:
+        SentencePiece alone would put a lone "▁" piece before it."""
+        tags, texts = [], []
+        for sentence in sentences:
+            head, _, rest = sentence.partition(" ")
+            tag = self.sp.piece_to_id(head) if _LANG_TAG.fullmatch(head) else UNK_ID
+            tags.append(tag)
+            texts.append(rest if tag != UNK_ID else sentence)
+        encoded = self.sp.encode(texts, out_type=int)
+        return [ids if tag == UNK_ID else [tag, *ids] for tag, ids in zip(tags, encoded, strict=True)]
 
     def pieces(self, sentence: str) -> list[str]:
         return self.sp.encode(sentence, out_type=str)

@@ -1,0 +1,89 @@
+"""Training throughput of a model config on the prepared training data, through the real Trainer.
+
+Prints target tokens/s and sentence pairs/s: the median of several measured windows after a
+warm-up, plus peak resident memory.  Usage:
+    python benchmarks/bench_train.py [--steps 200] [--warmup 20] [--window 20] [hydra overrides...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from s2s.build import count_parameters  # noqa: E402
+from s2s.data.datamodule import TranslationDataModule  # noqa: E402
+from s2s.task import TranslationTask  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+class Meter(pl.Callback):
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, int, int]] = []
+        self._t = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self.rows.append((time.perf_counter() - self._t, batch.num_target_tokens, batch.src.size(0)))
+
+
+def measure(overrides: list[str], steps: int, warmup: int, window: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    pl.seed_everything(cfg.seed, verbose=False)
+    t = cfg.train
+    dm = TranslationDataModule(cfg.paths.prepared_dir, t.batch.max_tokens, t.batch.max_sentences, 128, cfg.seed)
+    task = TranslationTask(
+        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.optim, resolve=True),
+        len(dm.vocab), t.label_smoothing,
+    )
+    meter = Meter()
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg.update(max_steps=warmup + steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
+                       enable_progress_bar=False, enable_checkpointing=False, logger=False)
+    trainer = pl.Trainer(**trainer_cfg, callbacks=[meter], enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(task, datamodule=dm)
+    rows = meter.rows[warmup:]
+    windows = [rows[i : i + window] for i in range(0, len(rows) - window + 1, window)]
+    tok = [sum(r[1] for r in w) / sum(r[0] for r in w) for w in windows]
+    sent = [sum(r[2] for r in w) / sum(r[0] for r in w) for w in windows]
+    return {
+        "model": cfg.model.name, "parameters": count_parameters(task.model), "precision": cfg.trainer.precision,
+        "threads": threads, "steps_measured": len(rows), "target_tokens_per_sec": round(statistics.median(tok), 1),
+        "target_tokens_per_sec_range": [round(min(tok), 1), round(max(tok), 1)],
+        "pairs_per_sec": round(statistics.median(sent), 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--window", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out")
+    args, overrides = ap.parse_known_args()
+    result = measure(overrides, args.steps, args.warmup, args.window, args.threads)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
