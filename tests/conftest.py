@@ -46,3 +46,49 @@ def mirror_dir() -> Path | None:
         pytest.fail(f"CI is set but the corpus mirror S2S_MIRROR={value!r} is missing")
     pytest.skip("set S2S_MIRROR to a folder holding the Multi30k files (e.g. ../shared/data/multi30k)")
     return None
+
+
+def run_script(script: str, *overrides: str, env: dict[str, str] | None = None, timeout: float = 600,
+               check: bool = True) -> "subprocess.CompletedProcess[str]":
+    """Run ``python src/<script>.py overrides...`` from the project root; fail with its output."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run([sys.executable, f"src/{script}.py", *overrides], cwd=ROOT, env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"{script} {' '.join(overrides)} exited {result.returncode}:\n{result.stderr[-4000:]}")
+    return result
+
+
+def tiny_paths(base: Path) -> list[str]:
+    """Overrides that keep every output of a tiny run under ``base``."""
+    return [
+        "preset=tiny",
+        f"paths.raw_dir={base}/raw",
+        f"paths.prepared_dir={base}/prepared",
+        f"paths.checkpoint_dir={base}/checkpoints",
+        f"paths.model_dir={base}/models",
+        f"paths.reports_dir={base}/reports",
+        f"hydra.run.dir={base}/hydra",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real corpus (mirror), downloaded and preprocessed with the tiny preset, once per session."""
+    mirror = mirror_dir()
+    base = tmp_path_factory.mktemp("tiny")
+    run_script("download", *tiny_paths(base), f"data.mirror={mirror}")
+    run_script("preprocess", *tiny_paths(base))
+    return base
+
+
+def copy_tiny(tiny_data: Path, dest: Path) -> list[str]:
+    """A private copy of the tiny prepared data for one test; returns its path overrides."""
+    import shutil
+
+    shutil.copytree(tiny_data / "prepared", dest / "prepared")
+    return tiny_paths(dest)

@@ -46,13 +46,13 @@ class TokenBatchSampler(Sampler[list[int]]):
             self.start_batch = 0
         self.epoch = epoch
 
-    def _pack(self, order: np.ndarray) -> list[list[int]]:
+    def _pack(self, order: np.ndarray, max_sentences: int | None) -> list[list[int]]:
         batches, current, longest = [], [], 0
         for idx in order.tolist():
             length = int(self.lengths[idx])
             new_longest = max(longest, length)
             over_tokens = self.max_tokens and new_longest * (len(current) + 1) > self.max_tokens
-            over_sents = self.max_sentences and len(current) + 1 > self.max_sentences
+            over_sents = max_sentences and len(current) + 1 > max_sentences
             if current and (over_tokens or over_sents):
                 batches.append(current)
                 current, new_longest = [], length
@@ -69,7 +69,11 @@ class TokenBatchSampler(Sampler[list[int]]):
         n = len(self.lengths)
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
-            batches = self._pack(order)
+            limit = self.max_sentences
+            if self.num_replicas > 1 and n >= self.num_replicas:
+                # small sets: smaller batches, so that every rank gets at least one
+                limit = min(limit or n, -(-n // self.num_replicas))
+            batches = self._pack(order, limit)
         else:
             rng = np.random.default_rng([self.seed, self.epoch])
             order = rng.permutation(n)
@@ -78,7 +82,7 @@ class TokenBatchSampler(Sampler[list[int]]):
             for start in range(0, n, chunk):
                 part = order[start : start + chunk]
                 parts.append(part[np.argsort(self.lengths[part], kind="stable")])
-            batches = self._pack(np.concatenate(parts) if parts else order)
+            batches = self._pack(np.concatenate(parts) if parts else order, self.max_sentences)
             perm = rng.permutation(len(batches))
             batches = [batches[i] for i in perm]
             usable = len(batches) - len(batches) % self.num_replicas
