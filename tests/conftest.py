@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,16 +49,22 @@ def mirror_dir() -> Path | None:
     return None
 
 
-def run_script(script: str, *overrides: str, env: dict[str, str] | None = None, timeout: float = 600,
-               check: bool = True) -> "subprocess.CompletedProcess[str]":
+def run_script(
+    script: str, *overrides: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``python src/<script>.py overrides...`` from the project root; fail with its output."""
-    import subprocess
     import sys
 
     full_env = {**os.environ, **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
-    result = subprocess.run([sys.executable, f"src/{script}.py", *overrides], cwd=ROOT, env=full_env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, f"src/{script}.py", *overrides],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         pytest.fail(f"{script} {' '.join(overrides)} exited {result.returncode}:\n{result.stderr[-4000:]}")
     return result

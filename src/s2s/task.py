@@ -62,16 +62,7 @@ class TranslationTask(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss_sum = self._loss_sum(batch, self.hparams.label_smoothing)
         ntokens = torch.tensor(float(batch.num_target_tokens), device=loss_sum.device)
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world > 1 and dist.is_available() and dist.is_initialized():
-            # normalise by the tokens of all ranks: DDP's gradient mean then equals the
-            # gradient of the union batch (exactly what a single process would compute)
-            total = ntokens.clone()
-            dist.all_reduce(total)
-            loss = loss_sum * world / total
-        else:
-            total = ntokens
-            loss = loss_sum / total
+        loss, total = distributed_token_mean(loss_sum, ntokens)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite training loss ({loss.item()}) at global step {self.global_step}, epoch "
@@ -95,9 +86,7 @@ class TranslationTask(pl.LightningModule):
             loader.consumed = batch_idx + 1
         elapsed = time.perf_counter() - self._step_start
         if elapsed > 0:
-            self.log(
-                "tokens_per_sec", self._global_tokens / elapsed, on_step=True, on_epoch=False, prog_bar=True
-            )
+            self.log("tokens_per_sec", self._global_tokens / elapsed, on_step=True, on_epoch=False, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -129,6 +118,7 @@ class TranslationTask(pl.LightningModule):
         bleu = 0.0
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             bleu = self._score(hyps)
+            self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps}
         bleu = self.trainer.strategy.broadcast(bleu, src=0)
         self.log("val_loss", val_loss, sync_dist=False)
         self.log("val_ppl", math.exp(min(val_loss, 50.0)), sync_dist=False)
@@ -187,13 +177,25 @@ class TranslationTask(pl.LightningModule):
                 progress = min(1.0, (step - warmup) / max(1, total - warmup))
                 floor = cfg.get("min_lr", 0.0) / cfg["lr"]
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-            raise ValueError(
-                f"optim.scheduler={schedule!r}: expected constant, plateau, inverse_sqrt or cosine"
-            )
+            raise ValueError(f"optim.scheduler={schedule!r}: expected constant, plateau, inverse_sqrt or cosine")
 
         factor(warmup)  # validate the option before training starts
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def distributed_token_mean(loss_sum: torch.Tensor, ntokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss to backpropagate, and the number of target tokens over all ranks.
+
+    Normalised by the tokens of all ranks (times the world size, which DDP's gradient averaging
+    divides out), so 2 processes x batch b give exactly the gradient of 1 process with the union
+    batch 2b, even when the ranks' batches hold different numbers of tokens.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        total = ntokens.detach().clone()
+        dist.all_reduce(total)
+        return loss_sum * dist.get_world_size() / total, total
+    return loss_sum / ntokens, ntokens
 
 
 def gather_in_order(items: list[tuple[int, list[int]]], world_size: int) -> list[list[int]]:

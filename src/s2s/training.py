@@ -133,7 +133,7 @@ def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> An
 def run_training(cfg: DictConfig) -> dict[str, Any]:
     """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
     paths = cfg.paths
-    ckpt_dir, model_dir = Path(paths.checkpoint_dir), Path(paths.model_dir)
+    ckpt_dir = Path(paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
         tracking.check_tracking_uri(
             tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10)
@@ -168,14 +168,17 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         check_state_dict(task.model, state, str(t.init_from))
         task.model.load_state_dict(state)
 
+    validate_only = bool(t.get("validate_only"))
+    if validate_only and not t.get("init_from"):
+        raise InputError("train.validate_only=true needs train.init_from=<model.pt or .ckpt> (the weights to validate)")
     fp = fingerprint(cfg)
-    resume_path = resolve_resume(ckpt_dir, fp, str(t.resume))
+    resume_path = None if validate_only else resolve_resume(ckpt_dir, fp, str(t.resume))
     run_id = None
     run_file = ckpt_dir / "run.json"
     if resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
     tags = tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name)
-    logger = make_logger(cfg, run_id, tags)
+    logger = False if validate_only else make_logger(cfg, run_id, tags)
 
     # last.ckpt is refreshed every N steps and after every validation; both callbacks write the same file
     best = ModelCheckpoint(
@@ -211,7 +214,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(EarlyStopping(monitor="val_bleu", mode="max", patience=t.early_stopping_patience))
     trainer = pl.Trainer(
         **plain(cfg.trainer),
-        callbacks=callbacks,
+        callbacks=[] if validate_only else callbacks,
+        enable_checkpointing=not validate_only,
         logger=logger,
         use_distributed_sampler=False,
         default_root_dir=str(ckpt_dir),
@@ -221,6 +225,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         write_json_atomic(run_file, {"run_id": logger.run_id, "tracking_uri": logger._tracking_uri})
         logger.log_hyperparams(tracking.flatten(plain(cfg)))
         logger.log_hyperparams({"parameters": count_parameters(task.model)})
+    if validate_only:
+        # decode the validation set with the given weights (train.init_from) on any number of ranks
+        trainer.validate(task, datamodule=datamodule)
+        result = getattr(task, "last_validation", None)
+        if trainer.is_global_zero and result is not None:
+            result = {**result, "hypotheses": datamodule.vocab.decode(result["hypotheses"])}
+            write_json_atomic(Path(paths.reports_dir) / "validation.json", result)
+        return result or {}
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_path)
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:

@@ -140,7 +140,9 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
                     noise_stats.add(st)
                     src_ids.append(ids[:skip] + noisy)
                 out_tgt.extend(tgt_ids)
-        kept = [i for i in range(len(src_ids)) if len(src_ids[i]) <= opt.max_pieces and len(out_tgt[i]) <= opt.max_pieces]
+        kept = [
+            i for i in range(len(src_ids)) if len(src_ids[i]) <= opt.max_pieces and len(out_tgt[i]) <= opt.max_pieces
+        ]
         stats["train"]["filtered"]["too_long_pieces"] = len(src_ids) - len(kept)
         ParallelData.from_sequences([src_ids[i] for i in kept], [out_tgt[i] for i in kept]).save(tmp / "train.npz")
         stats["train"]["pairs_out"] = len(kept)
@@ -148,9 +150,9 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
 
         for role in ("valid", "test"):
             pairs = pairs_for(*raw[role])
-            ParallelData.from_sequences(vocab.encode([p.src for p in pairs]), vocab.encode([p.tgt for p in pairs])).save(
-                tmp / f"{role}.npz"
-            )
+            ParallelData.from_sequences(
+                vocab.encode([p.src for p in pairs]), vocab.encode([p.tgt for p in pairs])
+            ).save(tmp / f"{role}.npz")
             records = [EvalRecord(p.direction, _split_tag(p.src, opt.reverse)[1], p.tgt) for p in pairs]
             write_eval_records(tmp / f"{role}.tsv", records)
             stats[role] = {"pairs": len(pairs)}
