@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
 import torch
@@ -150,9 +150,15 @@ def beam_search(
     records: list[tuple[torch.Tensor, ...]] = []
     beam_offsets = torch.arange(beam, device=device)
 
+    # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
+    # removing sentences changes them, so the per-step reordering can skip copying them
+    shared = _state_fields(state)
+
     for t in range(max_steps):
         n = sent_ids.size(0)
+        before = state
         log_probs, state, weights = model.decode_step(prev, state)
+        shared = _unchanged_fields(before, state, shared)
         vocab = log_probs.size(-1)
         log_probs = log_probs.float()
         at_limit = t >= limits - 1  # (n,)
@@ -173,12 +179,15 @@ def beam_search(
                 masked[:, EOS_ID] = neg_inf
             if ngram > 0 and t >= ngram:
                 masked.masked_fill_(_ngram_ban(history, ngram, vocab), neg_inf)
-        cand = (scores.unsqueeze(-1) + masked.view(n, beam, vocab)).view(n, beam * vocab)
-        top_scores, top_idx = cand.topk(min(2 * beam, beam * vocab), dim=1)
-        top_beam = torch.div(top_idx, vocab, rounding_mode="floor")
-        top_tok = top_idx - top_beam * vocab
+        # the 2K best of each beam hold the 2K best of the sentence: rank those (cheaper than all K * V)
+        width = min(2 * beam, vocab)
+        row_lp, row_tok = masked.topk(width, dim=1)  # (n * K, width)
+        cand = (scores.unsqueeze(-1) + row_lp.view(n, beam, width)).view(n, beam * width)
+        top_scores, top_pos = cand.topk(min(2 * beam, beam * width), dim=1)
+        top_beam = torch.div(top_pos, width, rounding_mode="floor")
+        top_tok = row_tok.view(n, beam * width).gather(1, top_pos)
         is_eos = top_tok == EOS_ID
-        rank = torch.arange(top_idx.size(1), device=device)
+        rank = torch.arange(top_pos.size(1), device=device)
         eos_ok = is_eos & (rank < beam) & torch.isfinite(top_scores) & ~at_limit.unsqueeze(1)
 
         # --- record finished hypotheses (ordinary and forced)
@@ -207,7 +216,10 @@ def beam_search(
         keep = (~done).nonzero(as_tuple=True)[0]
         live_beam, live_tok, live_scores = live_beam[keep], live_tok[keep], live_scores[keep]
         rows = (keep.unsqueeze(1) * beam + live_beam).view(-1)
-        state = state.index_select(rows)
+        compact = None
+        if keep.numel() < n:
+            compact = (keep.unsqueeze(1) * beam + beam_offsets).view(-1)
+        state = _reorder(state, rows, compact, shared)
         history = torch.cat([history.index_select(0, rows), live_tok.view(-1, 1)], dim=1)
         if opts.return_attention and weights is not None:
             cur = weights.index_select(0, rows).unsqueeze(1)
@@ -219,6 +231,36 @@ def beam_search(
             lp_limit = lp_limit[keep]
 
     return _collect(records, batch, opts.n_best, src_lengths)
+
+
+def _state_fields(state: Any) -> set[str]:
+    return {f.name for f in fields(state)} if is_dataclass(state) else set()
+
+
+def _unchanged_fields(before: Any, after: Any, shared: set[str]) -> set[str]:
+    """The shared fields that ``decode_step`` passed through as the very same tensors."""
+    if not shared or type(before) is not type(after):
+        return set()
+    return {name for name in shared if getattr(after, name) is getattr(before, name)}
+
+
+def _reorder(state: Any, rows: torch.Tensor, compact: torch.Tensor | None, shared: set[str]) -> Any:
+    """``state.index_select(rows)``, except that fields equal across beams are only compacted.
+
+    Assumes, as ``DecoderState`` does, that ``decode_step`` never writes into state tensors in place.
+    """
+    if not shared:
+        return state.index_select(rows)
+    values = {}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if value is None:
+            values[f.name] = None
+        elif f.name in shared:
+            values[f.name] = value if compact is None else value.index_select(0, compact)
+        else:
+            values[f.name] = value.index_select(0, rows)
+    return replace(state, **values)
 
 
 def _finish(
@@ -264,7 +306,9 @@ def _collect(
     return out
 
 
-def decode(model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions) -> list[list[Hypothesis]]:
+def decode(
+    model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
+) -> list[list[Hypothesis]]:
     """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search."""
     if opts.beam_size == 1 and opts.n_best == 1 and opts.min_len == 0 and opts.no_repeat_ngram_size == 0:
         hyps = greedy_search(model, src, src_lengths, opts.max_len_a, opts.max_len_b, opts.return_attention)
