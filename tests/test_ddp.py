@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import copy_tiny, run_script, small_model_config
 
 from s2s.build import build_model
 from s2s.data.dataset import collate
 from s2s.data.vocab import PAD_ID
 from s2s.task import distributed_token_mean
+
+from conftest import copy_tiny, run_script, small_model_config
 
 VOCAB = 20
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import MODEL_CONFIGS, small_model_config
 from s2s.build import build_model
 from s2s.data.dataset import collate
 from s2s.data.vocab import PAD_ID
 from s2s.search import greedy_search
+
+from conftest import MODEL_CONFIGS, small_model_config
 
 VOCAB = 14  # ids 0-3 are special
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import MODEL_CONFIGS, small_model_config
 from s2s.build import build_model
 from s2s.models.attention import AdditiveAttention, DotAttention, GeneralAttention, ScaledDotAttention
 from s2s.models.encoder import RNNEncoder
+
+from conftest import MODEL_CONFIGS, small_model_config
 
 ATTENTIONS = [AdditiveAttention, DotAttention, GeneralAttention, ScaledDotAttention]
 

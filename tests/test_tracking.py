@@ -11,8 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import copy_tiny, run_script
 from mlflow.tracking import MlflowClient
+
+from conftest import copy_tiny, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +29,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{base}/mlflow.db",
-         "--artifacts-destination", str(base / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{base}/mlflow.db",
+            "--artifacts-destination",
+            str(base / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -102,8 +117,15 @@ def test_unreachable_server_fails_fast_naming_the_uri(tiny_data: Path, tmp_path:
 def test_multirun_gives_one_run_per_job(tiny_data: Path, tmp_path: Path) -> None:
     paths = [p for p in copy_tiny(tiny_data, tmp_path) if not p.startswith("hydra.run.dir")]
     db = f"sqlite:///{tmp_path}/multirun.db"
-    run_script("train", "-m", *paths, "model=bilstm_attn,lstm_noattn", f"logger.tracking_uri={db}",
-               "logger.experiment_name=sweep", f"hydra.sweep.dir={tmp_path}/sweep")
+    run_script(
+        "train",
+        "-m",
+        *paths,
+        "model=bilstm_attn,lstm_noattn",
+        f"logger.tracking_uri={db}",
+        "logger.experiment_name=sweep",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
     client = MlflowClient(tracking_uri=db)
     experiment = client.get_experiment_by_name("sweep")
     runs = client.search_runs([experiment.experiment_id])

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from s2s.models.attention import Attention
-from s2s.models.encoder import make_rnn
 
 
 @dataclass
@@ -38,6 +37,43 @@ class DecoderState:
             value = getattr(self, f.name)
             values[f.name] = None if value is None else value.index_select(0, index)
         return DecoderState(**values)
+
+
+class FirstRecurrentLayer(nn.Module):
+    """The decoder's first LSTM/GRU layer, with its input projection split in two.
+
+    The embedding part (``project_inputs``) does not depend on earlier steps, so teacher forcing
+    computes it for all steps in one matmul; only the input-feeding part and the recurrence run
+    per step.  Same function as ``nn.LSTMCell``/``nn.GRUCell`` on the concatenated input.
+    """
+
+    def __init__(self, rnn_type: str, emb_size: int, extra_size: int, hidden_size: int):
+        super().__init__()
+        if rnn_type not in ("lstm", "gru"):
+            raise ValueError(f"rnn_type={rnn_type!r}: expected 'lstm' or 'gru'")
+        self.rnn_type, self.hidden_size = rnn_type, hidden_size
+        gates = 4 if rnn_type == "lstm" else 3
+        self.emb_proj = nn.Linear(emb_size, gates * hidden_size)
+        self.extra_proj = nn.Linear(extra_size, gates * hidden_size, bias=False) if extra_size else None
+        self.hidden_proj = nn.Linear(hidden_size, gates * hidden_size, bias=rnn_type == "gru")
+
+    def project_inputs(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.emb_proj(emb)
+
+    def forward(
+        self, pre: torch.Tensor, extra: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = pre if extra is None else pre + self.extra_proj(extra)
+        if self.rnn_type == "lstm":
+            # gates in float32 even under bf16 autocast: the cell state accumulates over many steps
+            i, f, g, o = (x + self.hidden_proj(h)).float().chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(c), c
+        xr, xz, xn = x.chunk(3, dim=-1)
+        hr, hz, hn = self.hidden_proj(h).chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h, None
 
 
 class RNNDecoder(nn.Module):
@@ -64,8 +100,11 @@ class RNNDecoder(nn.Module):
         self.attention = attention
         self.rnn_type, self.hidden_size, self.num_layers = rnn_type, hidden_size, num_layers
         self.input_feeding = input_feeding
-        rnn_input = emb_size + (hidden_size if input_feeding else 0) + (0 if attention else encoder_size)
-        self.rnn = make_rnn(rnn_type, rnn_input, hidden_size, num_layers, dropout)
+        extra = (hidden_size if input_feeding else 0) + (0 if attention else encoder_size)
+        self.first_layer = FirstRecurrentLayer(rnn_type, emb_size, extra, hidden_size)
+        cell = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[rnn_type]
+        self.upper_layers = nn.ModuleList(cell(hidden_size, hidden_size) for _ in range(num_layers - 1))
+        self.layer_dropout = nn.Dropout(dropout)
         self.emb_dropout = nn.Dropout(emb_dropout)
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.att_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
@@ -99,28 +138,39 @@ class RNNDecoder(nn.Module):
             fixed_context=None if self.attention is not None else final,
         )
 
-    def _step(self, emb: torch.Tensor, state: DecoderState) -> tuple[DecoderState, torch.Tensor | None]:
-        parts = [emb]
+    def _step(self, pre: torch.Tensor, state: DecoderState) -> tuple[DecoderState, torch.Tensor | None]:
+        """One time step; ``pre`` is the first layer's (already projected) embedding input."""
+        extra = []
         if self.input_feeding:
-            parts.append(state.att_vector)
+            extra.append(state.att_vector)
         if self.attention is None:
-            parts.append(state.fixed_context)
-        rnn_in = torch.cat(parts, dim=-1).unsqueeze(1)
-        h = state.hidden.transpose(0, 1).contiguous()
-        if state.cell is not None:
-            out, (h, c) = self.rnn(rnn_in, (h, state.cell.transpose(0, 1).contiguous()))
-            cell = c.transpose(0, 1)
-        else:
-            out, h = self.rnn(rnn_in, h)
-            cell = None
-        query = out.squeeze(1)
+            extra.append(state.fixed_context)
+        extra_in = torch.cat(extra, dim=-1) if len(extra) > 1 else (extra[0] if extra else None)
+        lstm = state.cell is not None
+        h, c = self.first_layer(pre, extra_in, state.hidden[:, 0], state.cell[:, 0] if lstm else None)
+        hs, cs = [h], [c]
+        for i, layer in enumerate(self.upper_layers, start=1):
+            x = self.layer_dropout(h)
+            if lstm:
+                h, c = layer(x, (state.hidden[:, i], state.cell[:, i]))
+            else:
+                h = layer(x, state.hidden[:, i])
+            hs.append(h)
+            cs.append(c)
+        query = h
         if self.attention is not None:
             context, weights = self.attention(query, state.keys, state.memory, state.mask)
         else:
             context, weights = state.fixed_context, None
         att_vector = self.hidden_dropout(torch.tanh(self.att_layer(torch.cat([query, context], dim=-1))))
         new_state = DecoderState(
-            h.transpose(0, 1), cell, att_vector, state.memory, state.keys, state.mask, state.fixed_context
+            torch.stack(hs, dim=1),
+            torch.stack(cs, dim=1) if lstm else None,
+            att_vector,
+            state.memory,
+            state.keys,
+            state.mask,
+            state.fixed_context,
         )
         return new_state, weights
 
@@ -131,10 +181,11 @@ class RNNDecoder(nn.Module):
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """Teacher forcing: ``tgt_in`` (B, T) -> logits (B, T, V). The output layer runs once on all steps."""
-        emb = self.emb_dropout(self.embedding(tgt_in))
+        # the embedding part of the first layer's input projection, for all steps in one matmul
+        pre = self.first_layer.project_inputs(self.emb_dropout(self.embedding(tgt_in)))
         outputs = []
         for t in range(tgt_in.size(1)):
-            state, _ = self._step(emb[:, t], state)
+            state, _ = self._step(pre[:, t], state)
             outputs.append(state.att_vector)
         return self.logits(torch.stack(outputs, dim=1))
 
@@ -142,5 +193,6 @@ class RNNDecoder(nn.Module):
         self, prev_tokens: torch.Tensor, state: DecoderState
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One search step: ``prev_tokens`` (B,) -> logits (B, V), new state, attention weights (B, S) or None."""
-        state, weights = self._step(self.emb_dropout(self.embedding(prev_tokens)), state)
+        pre = self.first_layer.project_inputs(self.emb_dropout(self.embedding(prev_tokens)))
+        state, weights = self._step(pre, state)
         return self.logits(state.att_vector), state, weights
