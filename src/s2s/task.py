@@ -114,9 +114,13 @@ class TranslationTask(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         totals = self.trainer.strategy.reduce(self._val_loss, reduce_op="sum")
         val_loss = float(totals[0] / totals[1].clamp(min=1))
+        if self.trainer.sanity_checking:  # a few batches only: nothing to score
+            self.log("val_loss", val_loss, sync_dist=False)
+            self.log("val_bleu", 0.0, sync_dist=False)
+            return
         hyps = gather_in_order(self._val_hyps, self.trainer.world_size)
         bleu = 0.0
-        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+        if self.trainer.is_global_zero:
             bleu = self._score(hyps)
             self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps}
         bleu = self.trainer.strategy.broadcast(bleu, src=0)
