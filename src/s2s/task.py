@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
@@ -96,6 +97,22 @@ class TranslationTask(pl.LightningModule):
             for group in optimizer.param_groups:
                 group["lr"] = self.optim_cfg["lr"] * (self.global_step + 1) / warmup
 
+    # ---- exact resume ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # dropout draws from the global RNGs: saving them makes a resumed run continue with the
+        # same random numbers as one that never stopped (tensors and ints: weights_only-safe)
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        states = getattr(self, "_rng_to_restore", None)
+        if states:
+            torch.set_rng_state(states["torch"])
+            random.setstate((3, tuple(states["python"]), None))
+            self._rng_to_restore = None
+
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_hyps = []
@@ -115,8 +132,7 @@ class TranslationTask(pl.LightningModule):
         totals = self.trainer.strategy.reduce(self._val_loss, reduce_op="sum")
         val_loss = float(totals[0] / totals[1].clamp(min=1))
         if self.trainer.sanity_checking:  # a few batches only: nothing to score
-            self.log("val_loss", val_loss, sync_dist=False)
-            self.log("val_bleu", 0.0, sync_dist=False)
+            self._log_validation(val_loss, 0.0)
             return
         hyps = gather_in_order(self._val_hyps, self.trainer.world_size)
         bleu = 0.0
@@ -124,6 +140,10 @@ class TranslationTask(pl.LightningModule):
             bleu = self._score(hyps)
             self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps}
         bleu = self.trainer.strategy.broadcast(bleu, src=0)
+        self._log_validation(val_loss, bleu)
+
+    def _log_validation(self, val_loss: float, bleu: float) -> None:
+        # identical on every rank (reduced / broadcast above), so no further sync
         self.log("val_loss", val_loss, sync_dist=False)
         self.log("val_ppl", math.exp(min(val_loss, 50.0)), sync_dist=False)
         self.log("val_bleu", bleu, prog_bar=True, sync_dist=False)

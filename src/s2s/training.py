@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s import tracking
 from s2s.build import count_parameters
@@ -115,6 +118,28 @@ class LearningCurves(Callback):
         self.valid_rows = [tuple(r) for r in state.get("valid_rows", [])]
 
 
+class SaveOnSignal(Callback):
+    """On SIGTERM (or SIGUSR1, as a preempted SLURM job gets) save ``last.ckpt``, then exit.
+
+    Lightning turns the signal into ``SIGTERMException`` at a safe point between batches; the
+    checkpoint written here lets the next run of the same command resume exactly there.
+    """
+
+    def __init__(self, ckpt_dir: Path):
+        self.path = ckpt_dir / "last.ckpt"
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            # SIGUSR1 outside SLURM: treat it like SIGTERM (Lightning handles it only under SLURM)
+            connector = trainer._signal_connector
+            signal.signal(signal.SIGUSR1, lambda signum, frame: setattr(connector, "received_sigterm", True))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
+            log.warning("interrupted by a signal at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
+
+
 def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
     if cfg.logger.get("name", "mlflow") != "mlflow":
         return False
@@ -198,7 +223,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         save_last=True,
         enable_version_counter=False,
     )
-    callbacks: list[Callback] = [best, periodic, LearningCurves(Path(paths.reports_dir) / "curves")]
+    callbacks: list[Callback] = [best, periodic, LearningCurves(Path(paths.reports_dir) / "curves"), SaveOnSignal(ckpt_dir)]
     if t.average_last > 1:
         callbacks.append(
             ModelCheckpoint(
