@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,7 @@ def main() -> None:
         "results": results,
         "ratio_beam_batched_over_single": round(rate["beam_batched"] / rate["beam_single"], 2),
         "ratio_beam_batched_over_greedy": round(rate["beam_batched"] / rate["greedy_batched"], 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
     print(f"{source}: {len(data)} sentences, {args.threads} threads, batch {args.batch_size}, beam {args.beam}")

@@ -223,7 +223,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         save_last=True,
         enable_version_counter=False,
     )
-    callbacks: list[Callback] = [best, periodic, LearningCurves(Path(paths.reports_dir) / "curves"), SaveOnSignal(ckpt_dir)]
+    curves = LearningCurves(Path(paths.reports_dir) / "curves")
+    callbacks: list[Callback] = [best, periodic, curves, SaveOnSignal(ckpt_dir)]
     if t.average_last > 1:
         callbacks.append(
             ModelCheckpoint(
