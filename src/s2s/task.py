@@ -59,6 +59,11 @@ class TranslationTask(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         self._step_start = time.perf_counter()
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "consumed"):
+            # a checkpoint written at the end of this batch (callbacks run before this module's
+            # on_train_batch_end) must count it as consumed; batch_idx survives a resume
+            loader.consumed = batch_idx + 1
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss_sum = self._loss_sum(batch, self.hparams.label_smoothing)
@@ -82,9 +87,6 @@ class TranslationTask(pl.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
-        loader = self.trainer.train_dataloader
-        if hasattr(loader, "consumed"):
-            loader.consumed = batch_idx + 1
         elapsed = time.perf_counter() - self._step_start
         if elapsed > 0:
             self.log("tokens_per_sec", self._global_tokens / elapsed, on_step=True, on_epoch=False, prog_bar=True)

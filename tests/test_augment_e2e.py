@@ -1,0 +1,40 @@
+"""The tiny preset end to end with reversed pairs and source noise switched on."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_script, tiny_paths
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(tiny_data / "raw", tmp_path / "raw")
+    paths = tiny_paths(tmp_path)
+    aug = ["preprocess.reverse=true", "preprocess.noise.copies=1"]
+    run_script("preprocess", *paths, *aug)
+    stats = json.loads((tmp_path / "reports/preprocess.json").read_text())
+    clean = stats["train"]["pairs_in"]
+    assert stats["train"]["pairs_out"] == 4 * clean  # (en->de + de->en) x (clean + 1 noisy copy)
+    assert stats["train"]["noise"]["dropped"] > 0 and stats["train"]["noise"]["blanked"] > 0
+    assert set(stats["user_defined_symbols"]) == {"<2en>", "<2de>", "<blank>"}
+
+    run_script("train", *paths, *aug, "logger=none")
+    run_script("evaluate", *paths, *aug, "logger=none", "decode=greedy")
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert set(metrics["directions"]) == {"en-de", "de-en"}
+    for scores in metrics["directions"].values():
+        assert 0 <= scores["bleu"] <= 100 and scores["sentences"] == 100
+    with open(tmp_path / "reports/translations.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert {r["direction"] for r in rows} == {"en-de", "de-en"}
+    assert not any(r["source"].startswith("<2") for r in rows), "tags are not part of the shown source"
+    curve = json.loads((tmp_path / "reports/robustness.json").read_text())["robustness"]
+    assert len(curve) == 4
