@@ -289,7 +289,8 @@ def test_http_missing_file(tmp_path, serve):
     assert not raw.exists()
 
 
-def test_unreachable_url_fails_fast_with_mirror_hint(tmp_path):
+def test_unreachable_url_fails_fast_with_mirror_hint(tmp_path, monkeypatch):
+    monkeypatch.delenv(MIRROR_ENV, raising=False)  # CI sets it; here the source URL itself must be tried
     url = f"http://127.0.0.1:{_closed_port()}"
     raw = tmp_path / "raw"
     start = time.monotonic()
