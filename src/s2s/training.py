@@ -237,7 +237,9 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             )
         )
     if t.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor="val_bleu", mode="max", patience=t.early_stopping_patience))
+        callbacks.append(
+            EarlyStopping(monitor="val_bleu", mode="max", patience=t.early_stopping_patience, strict=False)
+        )
     trainer = pl.Trainer(
         **plain(cfg.trainer),
         callbacks=[] if validate_only else callbacks,
