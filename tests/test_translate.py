@@ -93,3 +93,27 @@ def test_evaluate_with_a_mismatched_model_names_it(trained: tuple[Path, list[str
     result = run_script("evaluate", *paths, f"paths.model_dir={tmp_path}/models", "logger=none", check=False)
     assert result.returncode == 2
     assert "another SentencePiece vocabulary" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_exported_model_reproduces_the_training_validation(trained: tuple[Path, list[str]]) -> None:
+    """The model file written by training, loaded by the evaluate stage, gives the validation BLEU
+    (and the very hypotheses) that training computed for it."""
+    import json
+
+    base, paths = trained
+    run = json.loads((base / "models/run.json").read_text())
+    reports = base / "reports_valid"
+    run_script("evaluate", *paths, "evaluate.split=valid", "decode=greedy", "logger=none",
+               f"paths.reports_dir={reports}", "evaluate.robustness_levels=[]", "evaluate.heatmaps=0")
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics["split"] == "val"
+    assert metrics["bleu"] == pytest.approx(run["val_bleu"], abs=0.005)
+    # and the same hypotheses as a validation pass with the exported weights
+    run_script("train", *paths, "train.validate_only=true", f"train.init_from={base}/models/model.pt",
+               f"paths.reports_dir={reports}", "logger=none")
+    validation = json.loads((reports / "validation.json").read_text())
+    import csv
+
+    with open(reports / "translations.tsv", encoding="utf-8", newline="") as fh:
+        hyps = [row["hypothesis"] for row in csv.DictReader(fh, delimiter="\t")]
+    assert hyps == validation["hypotheses"]
