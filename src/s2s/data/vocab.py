@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -106,7 +105,3 @@ class Vocabulary:
     def piece_to_id(self, piece: str) -> int:
         return self.sp.piece_to_id(piece)
 
-
-def copy_model(model_file: Path, dest_dir: Path) -> None:
-    for suffix in (".model", ".vocab"):
-        shutil.copyfile(model_file.with_suffix(suffix), dest_dir / model_file.with_suffix(suffix).name)
