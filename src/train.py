@@ -1,6 +1,11 @@
-"""DVC stage `train` (also a plain Hydra app): python src/train.py model=bigru_attn trainer.devices=2"""
+"""DVC stage `train` (also a plain Hydra app): python src/train.py model=bigru_attn trainer.devices=2
+
+Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 + signal number
+(143 SIGTERM, 138 SIGUSR1) when a signal stopped training after saving a resumable last.ckpt.
+"""
 
 import logging
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -13,16 +18,33 @@ from s2s.training import run_training
 log = logging.getLogger("train")
 
 
+def single_job_argv(argv0: str, task_overrides: list[str], job_paths: dict[str, str]) -> list[str]:
+    """The command line of one sweep job, for the DDP processes Lightning starts.
+
+    Lightning relaunches its DDP children with ``sys.argv`` (plus ``hydra.run.dir``): under
+    ``-m`` each child would run the whole sweep. The job's own overrides and output paths make
+    every child run exactly this job.
+    """
+    keep = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in {f"paths.{k}" for k in job_paths}]
+    return [argv0, *keep, *(f"paths.{k}={v}" for k, v in job_paths.items())]
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         # each sweep job keeps its checkpoints and model in its own output folder
+        out = hc.runtime.output_dir
+        job_paths = {
+            "checkpoint_dir": f"{out}/checkpoints",
+            "model_dir": f"{out}/models",
+            "reports_dir": f"{out}/reports",
+        }
         with open_dict(cfg):
-            cfg.paths.checkpoint_dir = f"{hc.runtime.output_dir}/checkpoints"
-            cfg.paths.model_dir = f"{hc.runtime.output_dir}/models"
-            cfg.paths.reports_dir = f"{hc.runtime.output_dir}/reports"
+            for key, value in job_paths.items():
+                cfg.paths[key] = value
+        sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
     summary = run_training(cfg)
     if summary:
         log.info(

@@ -7,10 +7,12 @@ a model given a different vocabulary fails with a clear message instead of a sha
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from s2s.build import build_model
 from s2s.io import InputError, atomic_path, sha256_file
@@ -104,3 +106,51 @@ def lightning_model_state(path: str | Path) -> dict[str, torch.Tensor]:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     prefix = "model."
     return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+
+
+def load_init_weights(path: str | Path, spm_model: str | Path) -> dict[str, torch.Tensor]:
+    """Weights to start from (``train.init_from``: a model.pt or a Lightning .ckpt), checked readable
+    and trained with the same SentencePiece model (same size is not enough: other pieces, other ids)."""
+    from s2s.resume import CKPT_KEY
+
+    option = f"train.init_from={path}"
+    if not Path(path).is_file():
+        raise InputError(f"{option}: file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise InputError(f"{option}: not a readable model file or checkpoint ({type(err).__name__})") from err
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise InputError(f"{option}: not a seq2seq-pipeline model file or Lightning checkpoint")
+    is_ckpt = "format" not in payload
+    recorded = payload.get(CKPT_KEY, {}).get("spm_sha256") if is_ckpt else payload.get("spm_sha256")
+    actual = sha256_file(spm_model)
+    if recorded is not None and recorded != actual:
+        raise InputError(
+            f"{option} was trained with another SentencePiece vocabulary than {spm_model} "
+            f"(sha256 {recorded[:12]}... vs {actual[:12]}...)"
+        )
+    if not is_ckpt:
+        return payload["state_dict"]
+    prefix = "model."
+    return {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: a temporary file in the destination folder,
+    fsync, then ``os.replace``. A kill at any moment leaves the old or the new checkpoint, never a
+    truncated one (Lightning's own writer may copy across filesystems with truncation)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                torch.save(checkpoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

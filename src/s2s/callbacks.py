@@ -1,0 +1,141 @@
+"""Training callbacks: learning-curve CSVs, save-and-exit on a signal, our stamp in every checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from s2s.io import atomic_path
+from s2s.resume import CKPT_KEY
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(SystemExit):
+    """Training stopped by a signal after saving ``last.ckpt``; the process exits 128 + signal number.
+
+    A ``SystemExit`` so that nothing reports it as success (exit code 143 for SIGTERM, 138 for
+    SIGUSR1): ``train && evaluate``, DVC and schedulers see a failed, resumable stage.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class LearningCurves(Callback):
+    """Writes train and validation curves as CSV files that ``dvc plots`` renders (rank 0 only)."""
+
+    def __init__(self, out_dir: str | Path, every_n_steps: int = 50):
+        self.out_dir, self.every = Path(out_dir), every_n_steps
+        self.train_rows: list[tuple[int, float]] = []
+        self.valid_rows: list[tuple[int, float, float]] = []
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step % self.every == 0 and "train_loss_step" in trainer.callback_metrics:
+            self.train_rows.append((trainer.global_step, float(trainer.callback_metrics["train_loss_step"])))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        self.valid_rows.append((trainer.global_step, float(m["val_loss"]), float(m["val_bleu"])))
+        self.write()
+
+    def write(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, header, rows in (
+            ("train.csv", ("step", "train_loss"), self.train_rows),
+            ("valid.csv", ("step", "val_loss", "val_bleu"), self.valid_rows),
+        ):
+            with atomic_path(self.out_dir / name) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header)
+                writer.writerows(rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_rows": self.train_rows, "valid_rows": self.valid_rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train_rows = [tuple(r) for r in state.get("train_rows", [])]
+        self.valid_rows = [tuple(r) for r in state.get("valid_rows", [])]
+
+
+class SaveOnSignal(Callback):
+    """On SIGTERM or SIGUSR1 (a preempted SLURM job's warning) save ``last.ckpt`` and stop non-zero.
+
+    Our own handler only records the signal; the decision is taken at a batch boundary, agreed by
+    every rank (a signal may reach one process only), so the checkpoint is written collectively and
+    the next run of the same command resumes exactly there. Lightning also stops on SIGTERM by
+    itself (``SIGTERMException``); that path saves in :meth:`on_exception`.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, ckpt_dir: Path):
+        self.path = ckpt_dir / "last.ckpt"
+        self.received: int | None = None
+        self._saved = False
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Lightning's fit installs its SIGTERM handler later and keeps ours beside it
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                signal.signal(sig, self._handler)
+
+    def _save_and_stop(self, trainer: pl.Trainer, signum: int) -> None:
+        if not self._saved:
+            self._saved = True
+            trainer.save_checkpoint(self.path)
+            log.warning(
+                "interrupted by %s at step %d: saved %s; rerun the same command to resume",
+                signal.Signals(signum).name,
+                trainer.global_step,
+                self.path,
+            )
+        raise TrainingInterrupted(signum)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        signum = self.received or 0
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(signum), device=pl_module.device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        if signum:
+            self._save_and_stop(trainer, signum)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and not self._saved:
+            self._saved = True
+            trainer.save_checkpoint(self.path)
+            log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
+
+
+class StampCheckpoints(Callback):
+    """Writes the run's fingerprint and vocabulary hash into every checkpoint.
+
+    Resume and export check it, so a checkpoint of another configuration (another process in the
+    same folder, a stale file) is never resumed or exported under this run's config.
+    """
+
+    def __init__(self, fingerprint: str, spm_sha256: str):
+        self.stamp = {"fingerprint": fingerprint, "spm_sha256": spm_sha256}
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CKPT_KEY] = dict(self.stamp)

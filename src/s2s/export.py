@@ -1,0 +1,97 @@
+"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, MLflow artifacts.
+
+Every checkpoint exported is first checked to carry this run's fingerprint, so weights of another
+configuration are never published under this run's config. ``run.json`` describes exactly what
+was exported: averaged weights were never validated, so their ``val_bleu`` is null.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from s2s import tracking
+from s2s.build import count_parameters
+from s2s.checkpoint import average_state_dicts, lightning_model_state, save_model_file
+from s2s.io import InputError, write_json_atomic
+from s2s.resume import CKPT_KEY
+
+
+def check_own_checkpoint(path: str | Path, fp: str) -> None:
+    """Refuse a checkpoint that another configuration wrote (e.g. a second run in the same folder)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    own = ckpt.get(CKPT_KEY, {}).get("fingerprint")
+    if own != fp:
+        raise InputError(
+            f"{path} was written by another configuration (fingerprint {own}, this run {fp}); not exported"
+        )
+
+
+def choose_weights(
+    cfg: DictConfig, best: ModelCheckpoint, task: pl.LightningModule, fp: str
+) -> tuple[dict[str, torch.Tensor], str, float | None]:
+    """(weights, source, val_bleu of exactly those weights or None when they were never validated)."""
+    t = cfg.train
+    if t.average_last > 1:
+        epoch_ckpts = sorted(Path(cfg.paths.checkpoint_dir).glob("epoch*.ckpt"), key=os.path.getmtime)[
+            -t.average_last :
+        ]
+        for p in epoch_ckpts:
+            check_own_checkpoint(p, fp)
+        names = ", ".join(p.name for p in epoch_ckpts)
+        return average_state_dicts(epoch_ckpts), f"average of {len(epoch_ckpts)}: {names}", None
+    if best.best_model_path:
+        check_own_checkpoint(best.best_model_path, fp)
+        score = float(best.best_model_score) if best.best_model_score is not None else None
+        return lightning_model_state(best.best_model_path), Path(best.best_model_path).name, score
+    return task.model.state_dict(), "final weights", None
+
+
+def export(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    best: ModelCheckpoint,
+    vocab_size: int,
+    task: pl.LightningModule,
+    run_id: str | None,
+    fp: str,
+) -> dict[str, Any]:
+    model_dir = Path(cfg.paths.model_dir)
+    state, source, val_bleu = choose_weights(cfg, best, task, fp)
+    meta = {
+        "source": source,
+        "val_bleu": val_bleu,
+        "best_checkpoint_val_bleu": float(best.best_model_score) if best.best_model_score is not None else None,
+        "global_step": trainer.global_step,
+        "run_id": run_id,
+        "parameters": count_parameters(task.model),
+    }
+    save_model_file(
+        model_dir / "model.pt",
+        state,
+        OmegaConf.to_container(cfg.model, resolve=True),
+        vocab_size,
+        Path(cfg.paths.prepared_dir) / "spm.model",
+        meta,
+    )
+    uri = tracking.tracking_uri(cfg.logger.get("tracking_uri")) if run_id else None
+    run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
+    write_json_atomic(model_dir / "run.json", run_info)
+    if run_id:
+        resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
+        resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        artifacts = [
+            (resolved, None),
+            (Path(cfg.paths.prepared_dir) / "spm.model", None),
+            (Path(cfg.paths.reports_dir) / "curves", "curves"),
+        ]
+        if cfg.logger.get("log_checkpoint", True):
+            artifacts.append((model_dir / "model.pt", None))
+        tracking.log_to_run(uri, run_id, artifacts=artifacts)
+    return run_info

@@ -1,0 +1,170 @@
+"""Resume policy (s2s.resume): what a resume must match, what it may ignore, and who may touch the folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from s2s import resume
+from s2s.io import InputError
+
+from conftest import compose_config
+
+BASE = ["preset=tiny"]
+
+
+def fp(*overrides: str) -> str:
+    return resume.fingerprint(compose_config([*BASE, *overrides]))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "data.mirror=/somewhere/else",
+        "data.timeout_s=5",
+        "logger=none",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=true",
+        "paths.checkpoint_dir=/tmp/elsewhere",
+        "train.num_workers=2",
+        "train.save_every_n_steps=7",
+        "decode=greedy",
+    ],
+)
+def test_fingerprint_ignores_what_does_not_change_the_result(override: str) -> None:
+    assert fp(override) == fp()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=7",
+        "model.emb_size=48",
+        "optim=adamw_cosine",
+        "train.label_smoothing=0.2",
+        "train.batch.max_tokens=300",
+        "trainer.precision=bf16-mixed",
+        "trainer.gradient_clip_val=0.5",
+        "trainer.gradient_clip_algorithm=value",
+        "trainer.accumulate_grad_batches=2",
+        "trainer.max_epochs=3",
+        "trainer.max_steps=11",
+        "data.max_train_pairs=500",
+    ],
+)
+def test_fingerprint_covers_what_changes_the_result(override: str) -> None:
+    assert fp(override) != fp()
+
+
+def _stamped_folder(tmp_path: Path, cfg_overrides: list[str], world_size: int = 1) -> Path:
+    cfg = compose_config([*BASE, *cfg_overrides])
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    state = {
+        "state_dict": {"model.w": torch.ones(2)},
+        "global_step": 5,
+        resume.CKPT_KEY: {"fingerprint": resume.fingerprint(cfg)},
+    }
+    torch.save(state, ckpt / "last.ckpt")
+    decision = resume.Decision(None, False, "test")
+    resume.prepare_checkpoint_dir(
+        ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), world_size, is_global_zero=True
+    )
+    return ckpt
+
+
+def _decide(ckpt: Path, overrides: list[str], world_size: int = 1, mode: str = "auto") -> resume.Decision:
+    cfg = compose_config([*BASE, *overrides])
+    return resume.decide(ckpt, resume.fingerprint(cfg), resume.relevant_config(cfg), world_size, mode)
+
+
+def test_same_config_resumes_from_last(tmp_path: Path) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    assert _decide(ckpt, ["data.mirror=/x"]).resume_path == str(ckpt / "last.ckpt")
+
+
+def test_other_world_size_is_refused_with_one_line(tmp_path: Path) -> None:
+    ckpt = _stamped_folder(tmp_path, [], world_size=2)
+    with pytest.raises(InputError) as err:
+        _decide(ckpt, [], world_size=1)
+    message = str(err.value)
+    assert "\n" not in message and "2 processes" in message and "train.resume=never" in message
+    assert (ckpt / "last.ckpt").is_file()
+
+
+def test_changed_config_moves_the_resumable_checkpoint_aside(tmp_path: Path, caplog) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    old = (ckpt / "last.ckpt").read_bytes()
+    cfg = compose_config([*BASE, "trainer.max_epochs=4"])
+    decision = _decide(ckpt, ["trainer.max_epochs=4"])
+    assert decision.resume_path is None and decision.start_fresh
+    assert "trainer.max_epochs 1 -> 4" in decision.reason
+    with caplog.at_level(logging.WARNING):
+        resume.prepare_checkpoint_dir(
+            ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), 1, is_global_zero=True
+        )
+    stale = [p for p in ckpt.iterdir() if p.name.startswith(f"stale-{fp()}-")]
+    assert len(stale) == 1 and (stale[0] / "last.ckpt").read_bytes() == old
+    assert not (ckpt / "last.ckpt").exists()
+    assert str(stale[0]) in caplog.text
+
+
+SLURM_RANK_1 = {
+    "SLURM_NTASKS": "2",
+    "SLURM_NTASKS_PER_NODE": "2",
+    "SLURM_PROCID": "1",
+    "SLURM_LOCALID": "1",
+    "SLURM_NODEID": "0",
+    "SLURM_JOB_NAME": "train",
+    "SLURM_JOB_ID": "42",
+    "SLURM_NODELIST": "localhost",
+}
+
+
+def test_a_slurm_task_of_nonzero_rank_never_touches_the_folder(tmp_path: Path, monkeypatch) -> None:
+    # srun sets SLURM_PROCID / SLURM_LOCALID, not LOCAL_RANK / NODE_RANK: the rank must come from
+    # Lightning's cluster environment (the old check took every SLURM task for the launcher)
+    for key in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in SLURM_RANK_1.items():
+        monkeypatch.setenv(key, value)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    assert not trainer.is_global_zero and trainer.global_rank == 1
+    ckpt = _stamped_folder(tmp_path, [])
+    cfg = compose_config([*BASE, "seed=99"])  # another config: rank 0 would move last.ckpt aside
+    decision = _decide(ckpt, ["seed=99"], world_size=trainer.num_nodes * trainer.num_devices)
+    resume.prepare_checkpoint_dir(
+        ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), 2, trainer.is_global_zero
+    )
+    assert (ckpt / "last.ckpt").is_file()
+    assert not any(p.name.startswith("stale-") for p in ckpt.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_corrupt_last_checkpoint_falls_back_to_an_older_one(tmp_path: Path, damage: str, caplog) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    good = (ckpt / "last.ckpt").read_bytes()
+    (ckpt / "best.ckpt").write_bytes(good)
+    (ckpt / "last.ckpt").write_bytes(b"" if damage == "empty" else good[: len(good) // 2])
+    with caplog.at_level(logging.WARNING):
+        decision = _decide(ckpt, [])
+    assert decision.resume_path == str(ckpt / "best.ckpt")
+    assert "cannot resume from" in caplog.text and "last.ckpt" in caplog.text
+
+
+def test_no_readable_checkpoint_starts_fresh_keeping_the_files_aside(tmp_path: Path) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    (ckpt / "last.ckpt").write_bytes(b"")
+    decision = _decide(ckpt, [])
+    assert decision.resume_path is None and decision.start_fresh
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path: Path) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    torch.save({"state_dict": {}, resume.CKPT_KEY: {"fingerprint": "someone-else"}}, ckpt / "last.ckpt")
+    decision = _decide(ckpt, [])
+    assert decision.resume_path is None
