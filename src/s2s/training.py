@@ -140,8 +140,27 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     # the Trainer knows the global rank and world size from Lightning's cluster environment
     # (SLURM, torchelastic, its own launcher), before any process group exists
     world_size = trainer.num_nodes * trainer.num_devices
-    if trainer.is_global_zero:
-        CheckpointLock(ckpt_dir).acquire()  # held until the process ends
+    # one training per folder; the lock lives as long as this object (dropped on any exit, even SIGKILL)
+    lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
+    try:
+        return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit_and_export(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    task: TranslationTask,
+    datamodule: TranslationDataModule,
+    best: ModelCheckpoint,
+    fp: str,
+    relevant: dict[str, Any],
+    world_size: int,
+) -> dict[str, Any]:
+    paths, t = cfg.paths, cfg.train
+    ckpt_dir = Path(paths.checkpoint_dir)
     decision = resume.decide(ckpt_dir, fp, relevant, world_size, str(t.resume))
     resume.prepare_checkpoint_dir(ckpt_dir, decision, fp, relevant, world_size, trainer.is_global_zero)
 

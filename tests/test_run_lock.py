@@ -1,0 +1,88 @@
+"""One training per checkpoint folder: a second process fails at once; a dead holder's lock is taken over."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s2s.io import InputError
+from s2s.run_lock import LOCK_NAME, CheckpointLock
+
+from conftest import ROOT, copy_tiny, run_script
+
+HOLD = """
+import sys
+from s2s.run_lock import CheckpointLock
+lock = CheckpointLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+sys.stdin.read()  # hold the lock until the test closes our stdin
+"""
+
+
+def hold_lock(ckpt_dir: Path) -> subprocess.Popen:
+    """A second real process holding the lock; returns once it says so (an event, not a delay)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(ckpt_dir)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_held_by_another_process_is_refused_naming_it(tmp_path: Path) -> None:
+    proc = hold_lock(tmp_path)
+    try:
+        with pytest.raises(InputError, match=f"locked by process PID {proc.pid}"):
+            CheckpointLock(tmp_path).acquire()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    CheckpointLock(tmp_path).acquire().release()  # free again once the holder ended
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    proc = hold_lock(tmp_path)
+    proc.kill()  # SIGKILL: no cleanup, the lock file stays with the dead PID in it
+    proc.wait(timeout=60)
+    assert (tmp_path / LOCK_NAME).read_text().strip() == str(proc.pid)
+    lock = CheckpointLock(tmp_path).acquire()
+    assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
+    lock.release()
+
+
+@pytest.mark.slow
+def test_second_training_in_the_same_folder_fails_at_once(tiny_data: Path, tmp_path: Path) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    holder = hold_lock(tmp_path / "checkpoints")
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"the other run's state")
+    try:
+        result = run_script("train", *paths, "logger=none", check=False)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"locked by process PID {holder.pid}" in errors[0]
+    assert "Traceback" not in result.stderr
+    # the other run's files are untouched
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == b"the other run's state"
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_unwritable_checkpoint_folder_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    if os.geteuid() == 0:
+        target = "/proc/s2s-checkpoints"  # root ignores permission bits; /proc refuses new entries
+    else:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        target = str(tmp_path / "ro" / "checkpoints")
+    result = run_script("train", *paths, f"paths.checkpoint_dir={target}", "logger=none", check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not writable" in errors[0]
