@@ -1,8 +1,10 @@
-"""Reliability: resume after SIGKILL gives the weights of an uninterrupted run; SIGTERM saves and exits;
-NaN losses stop training with the step named; killed stages leave no output."""
+"""Reliability: resume after SIGKILL, SIGTERM or SIGUSR1 gives the weights of an uninterrupted run; a
+signal exits non-zero after saving; a corrupt last.ckpt does not block the rerun; bad init weights and
+NaN losses are one-line errors; killed stages leave no output."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import ROOT, copy_tiny, run_script
 
@@ -32,8 +35,8 @@ def start_train(overrides: list[str]) -> subprocess.Popen:
         [sys.executable, "src/train.py", *overrides],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # Hydra logs to stdout, errors go to stderr: one stream to check
         text=True,
     )
 
@@ -41,16 +44,29 @@ def start_train(overrides: list[str]) -> subprocess.Popen:
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while not path.exists():
-        assert proc.poll() is None, f"training ended before {path} appeared: {proc.stderr.read()[-2000:]}"
+        assert proc.poll() is None, f"training ended before {path} appeared: {proc.stdout.read()[-2000:]}"
         assert time.time() < deadline, f"{path} did not appear"
         time.sleep(0.02)
 
 
-def test_resume_after_sigkill_gives_identical_weights(tiny_data: Path, tmp_path: Path) -> None:
-    straight = copy_tiny(tiny_data, tmp_path / "straight")
-    run_script("train", *straight, *RUN)
-    expected = weights(tmp_path / "straight/checkpoints/last.ckpt")
+@pytest.fixture(scope="module")
+def straight_weights(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    """The weights of an uninterrupted run of RUN (shared by the interruption tests)."""
+    base = tmp_path_factory.mktemp("straight")
+    run_script("train", *copy_tiny(tiny_data, base), *RUN)
+    return weights(base / "checkpoints/last.ckpt")
 
+
+def assert_same_weights(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == expected.keys()
+    for name in expected:
+        # CPU kernels are deterministic for the same inputs, so the weights are bit-identical
+        assert torch.equal(got[name], expected[name]), name
+
+
+def test_resume_after_sigkill_gives_identical_weights(
+    tiny_data: Path, tmp_path: Path, straight_weights: dict[str, torch.Tensor]
+) -> None:
     resumed = copy_tiny(tiny_data, tmp_path / "resumed")
     proc = start_train([*resumed, *RUN])
     last = tmp_path / "resumed/checkpoints/last.ckpt"
@@ -64,29 +80,82 @@ def test_resume_after_sigkill_gives_identical_weights(tiny_data: Path, tmp_path:
     # the same command again resumes from last.ckpt (optimiser, schedule, sampler position, RNG)
     result = run_script("train", *resumed, *RUN)
     assert "Restoring states from the checkpoint" in result.stderr or "Restored all states" in result.stderr
-    got = weights(last)
-    assert got.keys() == expected.keys()
-    for name in expected:
-        # CPU kernels are deterministic for the same inputs, so the weights are bit-identical
-        assert torch.equal(got[name], expected[name]), name
+    assert_same_weights(weights(last), straight_weights)
 
 
-def test_sigterm_saves_a_checkpoint_then_rerun_resumes(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
+    tiny_data: Path, tmp_path: Path, straight_weights: dict[str, torch.Tensor], sig: signal.Signals
+) -> None:
     paths = copy_tiny(tiny_data, tmp_path)
-    proc = start_train([*paths, "trainer.max_epochs=50", "train.save_every_n_steps=1000", "logger=none"])
-    time.sleep(0.5)
-    wait_for(tmp_path / "checkpoints/fingerprint", proc)
-    time.sleep(4)  # let training start
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    proc = start_train([*paths, *RUN])
     last = tmp_path / "checkpoints/last.ckpt"
-    assert last.is_file(), proc.stderr.read()[-2000:]
+    wait_for(last, proc)  # the first periodic checkpoint: training is under way
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=300)
+    # a stopped run is not a success: 128 + the signal number, after saving a resumable checkpoint
+    assert proc.returncode == 128 + sig, output[-2000:]
+    assert f"interrupted by {sig.name}" in output and "Traceback" not in output
     assert not (tmp_path / "models/model.pt").exists()
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    result = run_script("train", *paths, "trainer.max_epochs=1", "logger=none", check=False)
-    # the fingerprint differs (max_epochs), so this starts fresh; the same config resumes instead
-    assert result.returncode == 0
-    assert step > 0
+    assert 0 < step < 3 * 19, "the signal must stop the run mid-way"
+
+    result = run_script("train", *paths, *RUN)  # the SAME command
+    assert "Restoring states from the checkpoint" in result.stderr or "Restored all states" in result.stderr
+    assert_same_weights(weights(last), straight_weights)
+    assert (tmp_path / "models/model.pt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_corrupt_last_checkpoint_does_not_block_the_rerun(tiny_data: Path, tmp_path: Path, damage: str) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    proc = start_train([*paths, *RUN])
+    last = tmp_path / "checkpoints/last.ckpt"
+    wait_for(last, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    data = last.read_bytes()
+    last.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    result = run_script("train", *paths, *RUN, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "cannot resume from" in line]
+    assert len(warnings) == 1 and "last.ckpt" in warnings[0]
+    assert (tmp_path / "models/model.pt").is_file()
+
+
+@pytest.mark.parametrize("case", ["random_bytes", "other_vocabulary"])
+def test_bad_init_weights_are_one_line(tiny_data: Path, tmp_path: Path, case: str) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    init = tmp_path / "init.pt"
+    if case == "random_bytes":
+        init.write_bytes(os.urandom(10_000))
+    else:
+        # same architecture and vocabulary size, another SentencePiece model (other pieces)
+        from s2s.build import build_model
+        from s2s.checkpoint import save_model_file
+
+        from conftest import compose_config
+
+        cfg = compose_config(["preset=tiny"])
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        other_spm = tmp_path / "other_spm.model"
+        other_spm.write_bytes(b"another vocabulary")
+        save_model_file(init, build_model(model_cfg, 400).state_dict(), model_cfg, 400, other_spm)
+    result = run_script("train", *paths, f"train.init_from={init}", "logger=none", check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "train.init_from" in errors[0]
+
+
+def test_averaged_export_does_not_claim_the_best_checkpoints_bleu(tiny_data: Path, tmp_path: Path) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    run_script("train", *paths, "trainer.max_epochs=2", "train.average_last=2", "logger=none")
+    info = json.loads((tmp_path / "models/run.json").read_text())
+    assert info["source"].startswith("average of 2")
+    assert info["val_bleu"] is None, "averaged weights were never validated"
+    assert info["best_checkpoint_val_bleu"] is not None
 
 
 def test_nan_loss_stops_with_the_step_named(tiny_data: Path, tmp_path: Path) -> None:
