@@ -5,6 +5,7 @@ Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 
 """
 
 import logging
+import os
 import sys
 
 import hydra
@@ -29,6 +30,19 @@ def single_job_argv(argv0: str, task_overrides: list[str], job_paths: dict[str, 
     return [argv0, *keep, *(f"paths.{k}={v}" for k, v in job_paths.items())]
 
 
+def end_distributed_job() -> None:
+    """Between sweep jobs: close this job's process group and forget its port.
+
+    Lightning keeps an initialised process group (and ``MASTER_PORT``) in the launching process;
+    the next job would reuse the group whose other ranks have exited, and fail.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.pop("MASTER_PORT", None)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
@@ -45,7 +59,12 @@ def main(cfg: DictConfig) -> None:
             for key, value in job_paths.items():
                 cfg.paths[key] = value
         sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
-    summary = run_training(cfg)
+        try:
+            summary = run_training(cfg)
+        finally:
+            end_distributed_job()
+    else:
+        summary = run_training(cfg)
     if summary:
         log.info(
             "model written to %s/model.pt (val BLEU %s, MLflow run %s)",

@@ -91,18 +91,12 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
     return best, callbacks
 
 
-def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
-    paths = cfg.paths
-    ckpt_dir = Path(paths.checkpoint_dir)
-    if cfg.logger.get("name", "mlflow") == "mlflow":
-        tracking.check_tracking_uri(
-            tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10)
-        )
+def build_task(cfg: DictConfig) -> tuple[TranslationTask, TranslationDataModule]:
+    """The data and the LightningModule, starting from ``train.init_from`` weights if given."""
     pl.seed_everything(cfg.seed, workers=True)
     t = cfg.train
     datamodule = TranslationDataModule(
-        paths.prepared_dir,
+        cfg.paths.prepared_dir,
         t.batch.max_tokens,
         t.batch.max_sentences,
         t.batch.eval_max_sentences,
@@ -117,15 +111,26 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         val_max_len_a=t.val_max_len_a,
         val_max_len_b=t.val_max_len_b,
     )
-    spm_model = Path(paths.prepared_dir) / "spm.model"
     if t.get("init_from"):
         # start fresh from these weights: new optimiser, schedule and step counter
-        state = load_init_weights(t.init_from, spm_model)
+        state = load_init_weights(t.init_from, Path(cfg.paths.prepared_dir) / "spm.model")
         check_state_dict(task.model, state, f"train.init_from={t.init_from}")
         task.model.load_state_dict(state)
-    if t.get("validate_only"):
-        return validate_only(cfg, task, datamodule)
+    return task, datamodule
 
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
+    ckpt_dir = Path(cfg.paths.checkpoint_dir)
+    if cfg.logger.get("name", "mlflow") == "mlflow":
+        tracking.check_tracking_uri(
+            tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10)
+        )
+    if cfg.train.get("validate_only"):
+        return validate_only(cfg)
+    spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
+    if not spm_model.is_file():
+        raise InputError(f"{spm_model}: not found (run the preprocess stage first)")
     fp, relevant = resume.fingerprint(cfg), resume.relevant_config(cfg)
     best, callbacks = make_callbacks(cfg, ckpt_dir, fp, sha256_file(spm_model))
     trainer = pl.Trainer(
@@ -140,9 +145,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     # the Trainer knows the global rank and world size from Lightning's cluster environment
     # (SLURM, torchelastic, its own launcher), before any process group exists
     world_size = trainer.num_nodes * trainer.num_devices
-    # one training per folder; the lock lives as long as this object (dropped on any exit, even SIGKILL)
+    # one training per folder, checked first; the lock lives as long as this object
     lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
     try:
+        task, datamodule = build_task(cfg)
         return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
     finally:
         if lock is not None:
@@ -186,10 +192,11 @@ def _fit_and_export(
     return summary
 
 
-def validate_only(cfg: DictConfig, task: TranslationTask, datamodule: TranslationDataModule) -> dict[str, Any]:
+def validate_only(cfg: DictConfig) -> dict[str, Any]:
     """Decode the validation set with the given weights (train.init_from) on any number of ranks."""
     if not cfg.train.get("init_from"):
         raise InputError("train.validate_only=true needs train.init_from=<model.pt or .ckpt> (the weights to validate)")
+    task, datamodule = build_task(cfg)
     trainer = pl.Trainer(
         **plain(cfg.trainer),
         callbacks=[],
