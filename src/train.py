@@ -30,17 +30,19 @@ def single_job_argv(argv0: str, task_overrides: list[str], job_paths: dict[str, 
     return [argv0, *keep, *(f"paths.{k}={v}" for k, v in job_paths.items())]
 
 
-def end_distributed_job() -> None:
-    """Between sweep jobs: close this job's process group and forget its port.
+def end_distributed_job(launch_env: dict[str, str]) -> None:
+    """Between sweep jobs: close this job's process group and restore the environment.
 
-    Lightning keeps an initialised process group (and ``MASTER_PORT``) in the launching process;
-    the next job would reuse the group whose other ranks have exited, and fail.
+    Lightning keeps the initialised process group and sets ``LOCAL_RANK``, ``MASTER_PORT``... in
+    the launching process; the next job would take itself for a child, start no DDP processes and
+    wait for them forever (or reuse the group whose other ranks have exited).
     """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    os.environ.pop("MASTER_PORT", None)
+    os.environ.clear()
+    os.environ.update(launch_env)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -59,10 +61,11 @@ def main(cfg: DictConfig) -> None:
             for key, value in job_paths.items():
                 cfg.paths[key] = value
         sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
+        launch_env = dict(os.environ)
         try:
             summary = run_training(cfg)
         finally:
-            end_distributed_job()
+            end_distributed_job(launch_env)
     else:
         summary = run_training(cfg)
     if summary:
