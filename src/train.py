@@ -7,6 +7,7 @@ Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 
 import logging
 import os
 import sys
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -45,29 +46,26 @@ def end_distributed_job(launch_env: dict[str, str]) -> None:
     os.environ.update(launch_env)
 
 
+def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
+    """One job of a ``-m`` sweep: its own output folders, and DDP children that run only this job."""
+    out = hc.runtime.output_dir
+    job_paths = {"checkpoint_dir": f"{out}/checkpoints", "model_dir": f"{out}/models", "reports_dir": f"{out}/reports"}
+    with open_dict(cfg):
+        for key, value in job_paths.items():
+            cfg.paths[key] = value
+    sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
+    launch_env = dict(os.environ)
+    try:
+        return run_training(cfg)
+    finally:
+        end_distributed_job(launch_env)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
-    if hc.mode == RunMode.MULTIRUN:
-        # each sweep job keeps its checkpoints and model in its own output folder
-        out = hc.runtime.output_dir
-        job_paths = {
-            "checkpoint_dir": f"{out}/checkpoints",
-            "model_dir": f"{out}/models",
-            "reports_dir": f"{out}/reports",
-        }
-        with open_dict(cfg):
-            for key, value in job_paths.items():
-                cfg.paths[key] = value
-        sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
-        launch_env = dict(os.environ)
-        try:
-            summary = run_training(cfg)
-        finally:
-            end_distributed_job(launch_env)
-    else:
-        summary = run_training(cfg)
+    summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     if summary:
         log.info(
             "model written to %s/model.pt (val BLEU %s, MLflow run %s)",
