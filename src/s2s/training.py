@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s import tracking
+from s2s import dvc_report, tracking
 from s2s.build import count_parameters
 from s2s.checkpoint import average_state_dicts, lightning_model_state, save_model_file
 from s2s.data.datamodule import TranslationDataModule
@@ -141,18 +141,7 @@ class SaveOnSignal(Callback):
 
 
 def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
-    if cfg.logger.get("name", "mlflow") != "mlflow":
-        return False
-    from pytorch_lightning.loggers import MLFlowLogger
-
-    uri = tracking.tracking_uri(cfg.logger.get("tracking_uri"))
-    return MLFlowLogger(
-        experiment_name=cfg.logger.experiment_name,
-        run_name=cfg.logger.get("run_name"),
-        tracking_uri=uri,
-        tags=tags,
-        run_id=run_id,
-    )
+    return tracking.make_logger(cfg, run_id, tags) or False
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:
@@ -224,7 +213,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         enable_version_counter=False,
     )
     curves = LearningCurves(Path(paths.reports_dir) / "curves")
-    callbacks: list[Callback] = [best, periodic, curves, SaveOnSignal(ckpt_dir)]
+    callbacks: list[Callback] = [best, periodic, curves, SaveOnSignal(ckpt_dir), dvc_report.TrainingSummary()]
+    live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(resume_path))
     if t.average_last > 1:
         callbacks.append(
             ModelCheckpoint(
@@ -244,14 +234,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         **plain(cfg.trainer),
         callbacks=[] if validate_only else callbacks,
         enable_checkpointing=not validate_only,
-        logger=logger,
+        logger=False if validate_only else [x for x in (logger, live) if x],
         use_distributed_sampler=False,
         default_root_dir=str(ckpt_dir),
         enable_model_summary=False,
     )
     if trainer.is_global_zero and logger:
-        write_json_atomic(run_file, {"run_id": logger.run_id, "tracking_uri": logger._tracking_uri})
-        logger.log_hyperparams(tracking.flatten(plain(cfg)))
+        write_json_atomic(run_file, {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri})
+        logger.log_hyperparams(tracking.run_params(plain(cfg)))
         logger.log_hyperparams({"parameters": count_parameters(task.model)})
     if validate_only:
         # decode the validation set with the given weights (train.init_from) on any number of ranks
@@ -294,7 +284,6 @@ def export(
         "source": source,
         "val_bleu": best_bleu,
         "global_step": trainer.global_step,
-        "run_id": run_id,
         "parameters": count_parameters(task.model),
     }
     save_model_file(
@@ -307,11 +296,12 @@ def export(
     )
     run_info = {
         "run_id": run_id,
-        "tracking_uri": logger._tracking_uri if logger else None,
+        "tracking_uri": logger.tracking_uri if logger else None,
         "experiment_name": cfg.logger.get("experiment_name"),
         **meta,
     }
-    write_json_atomic(model_dir / "run.json", run_info)
+    write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
+    tracking.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
     if logger:
         resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -322,5 +312,5 @@ def export(
         ]
         if cfg.logger.get("log_checkpoint", True):
             artifacts.append((model_dir / "model.pt", None))
-        tracking.log_to_run(logger._tracking_uri, run_id, artifacts=artifacts)
+        logger.log_artifacts(artifacts)
     return run_info
