@@ -6,6 +6,7 @@ module; each test runs real `dvc` commands in it against the corpus mirror.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -73,19 +74,29 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return proj
 
 
+def test_tiny_baseline_translates_and_scores_above_zero(project: Path) -> None:
+    assert json.loads((project / "reports/metrics.json").read_text())["bleu"] > 0
+    rows = (project / "reports/translations.tsv").read_text().splitlines()[1:]
+    hyps = [row.split("\t")[-1] for row in rows]
+    assert hyps and sum(bool(h.strip()) for h in hyps) == len(hyps), hyps[:5]
+
+
 def reset(proj: Path) -> None:
     sh(proj, "git", "reset", "-q", "--hard")
     sh(proj, "dvc", "checkout", "--force")
 
 
 def test_set_param_reaches_training_dvc_and_mlflow(project: Path) -> None:
-    sh(project, "dvc", "exp", "run", "-n", "lr3", "-S", "optim.lr=0.003")
+    sh(project, "dvc", "exp", "run", "-n", "lr3", "-S", "optim.lr=0.003", "-S", "model/attention=general")
     try:
         assert yaml.safe_load((project / "params.yaml").read_text())["optim"]["lr"] == 0.003
         # what training ran (its resolved config) carries the value
-        assert yaml.safe_load((project / "checkpoints/config.yaml").read_text())["optim"]["lr"] == 0.003
+        ran = yaml.safe_load((project / "checkpoints/config.yaml").read_text())
+        assert ran["optim"]["lr"] == 0.003
+        assert ran["model"]["attention"]["_target_"].endswith("GeneralAttention")
         diff = sh(project, "dvc", "params", "diff").stdout
-        assert "optim.lr" in diff and "0.001" in diff and "0.003" in diff, diff
+        assert "optim.lr" in diff and "0.01" in diff and "0.003" in diff, diff
+        assert "model.attention._target_" in diff, diff
         exp_diff = sh(project, "dvc", "exp", "diff", "HEAD", "lr3").stdout
         assert "optim.lr" in exp_diff, exp_diff
         # the train stage's metrics reach `dvc exp show` next to the test BLEU
@@ -104,6 +115,7 @@ def test_set_param_reaches_training_dvc_and_mlflow(project: Path) -> None:
         run = runs[0]
         assert run["name"] == "lr3-bilstm_attn"
         assert run["params"]["optim.lr"] == "0.003"
+        assert run["params"]["model.attention._target_"].endswith("GeneralAttention")
         assert not [k for k in run["params"] if k.startswith(("paths.", "data.files", "logger."))]
         assert len(run["tags"]["git_commit"]) == 40 and run["tags"]["dvc.baseline_rev"]
         with sqlite3.connect(project / "mlflow.db") as con:
@@ -119,7 +131,7 @@ def test_set_param_reaches_training_dvc_and_mlflow(project: Path) -> None:
 
 def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
     before = {r["id"] for r in mlflow_runs(project / "mlflow.db")}
-    sh(project, "dvc", "exp", "run", "--queue", "-S", "optim.lr=0.002,0.004")
+    sh(project, "dvc", "exp", "run", "--queue", "-S", "optim.lr=0.002,0.004", "-S", "model=bigru_attn")
     sh(project, "dvc", "queue", "start")
     deadline = time.monotonic() + 1800  # only a hung queue takes this long
     while True:
@@ -134,7 +146,8 @@ def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
     names = json.dumps(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
     for run in new:
         assert run["tags"]["dvc.exp_name"] in names
-        assert run["name"] == f"{run['tags']['dvc.exp_name']}-bilstm_attn"
+        assert run["name"] == f"{run['tags']['dvc.exp_name']}-bigru_attn"
+        assert run["params"]["model.encoder.rnn_type"] == "gru"
     # no store was left behind in the experiments' temporary copies
     assert not list((project / ".dvc/tmp").rglob("mlflow.db"))
 
@@ -203,7 +216,7 @@ def sshd(tmp_path: Path):
             ["/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null", "-p", str(port), "-o", "ListenAddress=127.0.0.1",
              "-h", str(d / "host"), "-o", f"AuthorizedKeysFile={d / 'authorized_keys'}", "-o", "StrictModes=no",
              "-o", "PasswordAuthentication=no", "-o", "PermitRootLogin=prohibit-password",
-             "-o", f"PidFile={d / 'sshd.pid'}"],
+             "-o", f"PidFile={d / 'sshd.pid'}", "-o", "Subsystem=sftp internal-sftp"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         deadline = time.monotonic() + 30
@@ -221,7 +234,7 @@ def sshd(tmp_path: Path):
                 continue
             pytest.skip(f"sshd could not be started here: {err.strip()[-300:]}")
         break
-    yield {"port": port, "key": str(d / "client"), "user": os.environ.get("USER") or "root"}
+    yield {"port": port, "key": str(d / "client"), "user": getpass.getuser()}
     proc.terminate()
     proc.wait(timeout=30)
 
