@@ -129,48 +129,12 @@ def test_set_param_reaches_training_dvc_and_mlflow(project: Path) -> None:
         reset(project)
 
 
-def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
-    before = {r["id"] for r in mlflow_runs(project / "mlflow.db")}
-    sh(project, "dvc", "exp", "run", "--queue", "-S", "optim.lr=0.002,0.004", "-S", "model=bigru_attn")
-    sh(project, "dvc", "queue", "start")
-    deadline = time.monotonic() + 1800  # only a hung queue takes this long
-    while True:
-        status = sh(project, "dvc", "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
-    assert status.count("Success") >= 2, status
-    new = [r for r in mlflow_runs(project / "mlflow.db") if r["id"] not in before]
-    assert sorted(r["params"]["optim.lr"] for r in new) == ["0.002", "0.004"]
-    names = json.dumps(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
-    for run in new:
-        assert run["tags"]["dvc.exp_name"] in names
-        assert run["name"] == f"{run['tags']['dvc.exp_name']}-bigru_attn"
-        assert run["params"]["model.encoder.rnn_type"] == "gru"
-    # no store was left behind in the experiments' temporary copies
-    assert not list((project / ".dvc/tmp").rglob("mlflow.db"))
-
-
-def md5_of(proj: Path, out: str) -> str:
-    lock = yaml.safe_load((proj / "dvc.lock").read_text())
-    return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == out)
-
-
-def test_identical_training_gives_identical_models(project: Path) -> None:
-    before = md5_of(project, "models")
-    sh(project, "dvc", "repro", "-f", "-s", "train")
-    try:
-        assert md5_of(project, "models") == before
-    finally:
-        reset(project)
-
-
 def restore_in_clone(project: Path, remote_url: str, clone: Path, *remote_opts: tuple[str, str]) -> None:
     """Push to ``remote_url``, clone, pull: nothing to reproduce, and evaluate works without MLflow."""
     sh(project, "dvc", "remote", "add", "-f", "-d", "store", remote_url)
     for key, value in remote_opts:
         sh(project, "dvc", "remote", "modify", "--local", "store", key, value)
+    sh(project, "git", "commit", "-qam", f"remote {remote_url}")
     sh(project, "dvc", "push")
     sh(project.parent, "git", "clone", "-q", str(project), str(clone))
     if remote_opts:
@@ -244,3 +208,40 @@ def test_push_pull_ssh_remote_restores_without_retraining(project: Path, tmp_pat
     restore_in_clone(
         project, url, tmp_path / "clone", ("user", sshd["user"]), ("keyfile", sshd["key"])
     )
+
+
+def md5_of(proj: Path, out: str) -> str:
+    lock = yaml.safe_load((proj / "dvc.lock").read_text())
+    return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == out)
+
+
+def test_identical_training_gives_identical_models(project: Path) -> None:
+    before = md5_of(project, "models")
+    sh(project, "dvc", "repro", "-f", "-s", "train")
+    try:
+        assert md5_of(project, "models") == before
+    finally:
+        reset(project)
+
+
+def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
+    before = {r["id"] for r in mlflow_runs(project / "mlflow.db")}
+    sh(project, "dvc", "exp", "run", "--queue", "-S", "optim.lr=0.002,0.004", "-S", "model=bigru_attn")
+    sh(project, "dvc", "queue", "start")
+    deadline = time.monotonic() + 1800  # only a hung queue takes this long
+    while True:
+        status = sh(project, "dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    new = [r for r in mlflow_runs(project / "mlflow.db") if r["id"] not in before]
+    assert sorted(r["params"]["optim.lr"] for r in new) == ["0.002", "0.004"]
+    names = json.dumps(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
+    for run in new:
+        assert run["tags"]["dvc.exp_name"] in names
+        assert run["name"] == f"{run['tags']['dvc.exp_name']}-bigru_attn"
+        assert run["params"]["model.encoder.rnn_type"] == "gru"
+    # no store was left behind in the experiments' temporary copies
+    assert not list((project / ".dvc/tmp").rglob("mlflow.db"))

@@ -87,7 +87,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
 
 def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlflow_server: str) -> None:
     paths = copy_tiny(tiny_data, tmp_path)
-    tracking = [f"logger.tracking_uri={mlflow_server}", "logger.experiment_name=tracking-test"]
+    tracking = [f"logger.tracking_uri={mlflow_server}", "logger.experiment_name=tracking-test", "trainer.max_epochs=1"]
     run_script("train", *paths, *tracking)
     run_script("evaluate", *paths, *tracking, "decode=greedy")
     run_id = json.loads((tmp_path / "reports/train_run.json").read_text())["run_id"]
@@ -150,6 +150,7 @@ def test_multirun_gives_one_run_per_job(tiny_data: Path, tmp_path: Path) -> None
         "-m",
         *paths,
         "model=bilstm_attn,lstm_noattn",
+        "trainer.max_epochs=1",
         f"logger.tracking_uri={db}",
         "logger.experiment_name=sweep",
         f"hydra.sweep.dir={tmp_path}/sweep",
@@ -171,7 +172,7 @@ def test_server_dying_mid_training_costs_a_warning_not_the_run(tiny_data: Path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP")}
     train = subprocess.Popen(
         [sys.executable, "src/train.py", *paths, f"logger.tracking_uri={uri}", "logger.experiment_name=dying",
-         "trainer.max_epochs=3"],
+         "trainer.max_epochs=2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
