@@ -1,6 +1,5 @@
 """DVC stage `evaluate`: decode the test set, score with sacreBLEU, write reports/, log to MLflow."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -87,31 +86,19 @@ def main(cfg: DictConfig) -> None:
             attention_heatmap(path, src_pieces, out_pieces, h.attention[: len(out_pieces), : len(src_pieces)])
             heatmaps.append(path)
 
-    run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").is_file() else {}
-    if run.get("run_id") and cfg.logger.get("name", "mlflow") == "mlflow":
-        uri = run.get("tracking_uri") or tracking.tracking_uri(cfg.logger.get("tracking_uri"))
-        tracking.check_tracking_uri(uri, cfg.logger.get("timeout_s", 10))
-        flat = {"test_bleu": metrics["bleu"], "test_chrf": metrics["chrf"]}
-        for d, s in by_dir.items():
-            flat[f"test_bleu_{d.replace('-', '_')}"] = s["bleu"]
-            flat[f"test_chrf_{d.replace('-', '_')}"] = s["chrf"]
-        for row in curve:
-            flat[f"robust_bleu_noise_{row['noise']}"] = row["bleu"]
-        tracking.log_to_run(
-            uri,
-            run["run_id"],
-            metrics=flat,
-            tags={
-                "sacrebleu_signature": metrics["bleu_signature"],
-                "chrf_signature": metrics["chrf_signature"],
-                "decode": metrics["decode"],
-            },
-            artifacts=[
-                (reports / "metrics.json", "eval"),
-                (reports / "translations.tsv", "eval"),
-                (reports / "robustness.json", "eval"),
-                *[(p, "attention") for p in heatmaps],
-            ],
+    flat = {"bleu": metrics["bleu"], "chrf": metrics["chrf"]}
+    for d, s in by_dir.items():
+        flat[f"bleu_{d.replace('-', '_')}"], flat[f"chrf_{d.replace('-', '_')}"] = s["bleu"], s["chrf"]
+    flat.update({f"robust_bleu_noise_{row['noise']}": row["bleu"] for row in curve})
+    if cfg.logger.get("name", "mlflow") == "mlflow":  # never needs the run: a missing one is a warning
+        tracking.log_evaluation(
+            tracking.read_run_link(reports / "train_run.json"),
+            flat,
+            [(reports / n, "eval") for n in ("metrics.json", "translations.tsv", "robustness.json")]
+            + [(p, "attention") for p in heatmaps],
+            decode_name=f"{metrics['split']}/{cfg.decode.name}{opts.beam_size}",
+            tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
+            uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         )
     log.info(
         "%s BLEU %.2f chrF %.2f (%s)",

@@ -37,8 +37,10 @@ def save_model_file(
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "meta": extra or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # saved through a file object: torch.save(path) names the zip's inner folder after the (random)
+    # temporary file name, which would make identical trainings give different model files
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def load_model_file(path: str | Path, spm_model: str | Path | None = None) -> tuple[Seq2Seq, dict[str, Any]]:

@@ -59,9 +59,11 @@ def export(
     best: ModelCheckpoint,
     vocab_size: int,
     task: pl.LightningModule,
-    run_id: str | None,
+    logger: Any,
     fp: str,
 ) -> dict[str, Any]:
+    """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
+    link to the MLflow run in ``reports/train_run.json`` (not cached)."""
     model_dir = Path(cfg.paths.model_dir)
     state, source, val_bleu = choose_weights(cfg, best, task, fp)
     meta = {
@@ -69,7 +71,6 @@ def export(
         "val_bleu": val_bleu,
         "best_checkpoint_val_bleu": float(best.best_model_score) if best.best_model_score is not None else None,
         "global_step": trainer.global_step,
-        "run_id": run_id,
         "parameters": count_parameters(task.model),
     }
     save_model_file(
@@ -80,10 +81,12 @@ def export(
         Path(cfg.paths.prepared_dir) / "spm.model",
         meta,
     )
-    uri = tracking.tracking_uri(cfg.logger.get("tracking_uri")) if run_id else None
+    run_id = logger.run_id if logger else None
+    uri = logger.tracking_uri if logger else None
     run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
-    write_json_atomic(model_dir / "run.json", run_info)
-    if run_id:
+    write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
+    tracking.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
+    if logger:
         resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         artifacts = [
@@ -93,5 +96,5 @@ def export(
         ]
         if cfg.logger.get("log_checkpoint", True):
             artifacts.append((model_dir / "model.pt", None))
-        tracking.log_to_run(uri, run_id, artifacts=artifacts)
+        logger.log_artifacts(artifacts)
     return run_info

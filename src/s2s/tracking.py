@@ -1,25 +1,92 @@
 """MLflow: the one module that talks to MLflow directly (beside Lightning's own MLFlowLogger).
 
-Runs are created on rank 0 only (Lightning's logger is rank-zero); the run id is written beside
-the exported model so the evaluate stage logs its test metrics into the same run.
+Why it looks the way it does:
+
+- One store per project, however a run is launched. ``dvc exp run --queue/--temp`` runs in a copy
+  under ``<project>/.dvc/tmp/exps/``; a store relative to the working directory would be thrown
+  away with the copy, so the default store is anchored at the *original* project root.
+- Runs are created on rank 0 only (Lightning's logger is rank-zero).
+- A tracking server that dies mid-training must not stop or stall training: MLflow's HTTP retries
+  are bounded (its own environment variables) and a failed logging call costs one warning line.
+- The link from a trained model to its run lives in an uncached file (``reports/train_run.json``),
+  never inside ``models/``: identical training gives byte-identical models, and a collaborator
+  who pulls the model evaluates it without the run existing in their store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
+import re
 import subprocess
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from s2s.io import sha256_file
+from pytorch_lightning.loggers import MLFlowLogger
+
+from s2s.io import sha256_file, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# MLflow 3 opens an experiment in its GenAI view unless this experiment tag says otherwise
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# config keys that are not hyper-parameters (paths, checksums, where to log): tags, not params
+NON_PARAM_PREFIXES = ("paths.", "logger.", "data.files.", "data.source_url", "data.mirror", "data.timeout_s", "hydra.")
+EXP_TMP_MARKER = (".dvc", "tmp", "exps")
 
 
 class TrackingUnreachable(RuntimeError):
     """A configured tracking server does not answer."""
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The original project root, also from inside a DVC experiment's temporary copy.
+
+    ``dvc exp run --queue`` / ``--temp`` run in ``<root>/.dvc/tmp/exps/<tmp>/``: the part before
+    ``.dvc/tmp/exps`` is the project the user works in. Otherwise the git top level, else ``start``.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    parts = start.parts
+    for i in range(len(parts) - len(EXP_TMP_MARKER)):
+        if parts[i : i + len(EXP_TMP_MARKER)] == EXP_TMP_MARKER:
+            return Path(*parts[:i])
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return Path(top) if top else start
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return start
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """``logger.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else ``<project root>/mlflow.db``."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(urllib.parse.unquote(uri[len("sqlite:///") :]))
+
+
+def bound_http_retries(max_retries: int = 2, timeout_s: int = 10) -> None:
+    """Bound MLflow's HTTP retries (default: 7 retries, 120 s timeout, about 8 minutes on a dead server).
+
+    Uses MLflow's documented environment variables; values the user set explicitly win.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
 def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
@@ -53,18 +120,40 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that determine a result: the flattened config without paths, checksums and logging."""
+    return {k: v for k, v in flatten(cfg).items() if not k.startswith(NON_PARAM_PREFIXES)}
+
+
 def git_info(cwd: str | Path = ".") -> dict[str, str]:
+    """HEAD and whether the code or config differs from it (outputs such as dvc.lock do not count)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "conf", "params.yaml", "dvc.yaml")
+        diff = git("diff", "HEAD", "--", "src", "conf", "params.yaml", "dvc.yaml")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
-    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+    info = {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(changed)).lower()}
+    if changed:
+        # identifies the uncommitted code/config (the DVC experiment's commit is made after the run)
+        info["git_diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+    return info
+
+
+def dvc_experiment_tags() -> dict[str, str]:
+    """The DVC experiment this process runs in (DVC sets these variables for ``dvc exp run``)."""
+    tags = {}
+    for var, tag in (
+        ("DVC_EXP_NAME", "dvc.exp_name"),
+        ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev"),
+    ):
+        if os.environ.get(var):
+            tags[tag] = os.environ[var]
+    return tags
 
 
 def data_version(prepared_dir: str | Path) -> str:
@@ -76,31 +165,114 @@ def data_version(prepared_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def dvc_lock_hash(out_path: str, lock_file: str | Path = "dvc.lock") -> str | None:
-    """The md5 DVC recorded for ``out_path`` in dvc.lock, if any."""
-    lock_file = Path(lock_file)
-    if not lock_file.is_file():
-        return None
-    import yaml
-
-    lock = yaml.safe_load(lock_file.read_text()) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs", []) or []:
-            if out.get("path") == out_path:
-                return out.get("md5")
-    return None
-
-
 def lineage_tags(prepared_dir: str | Path, dataset: str, model_name: str) -> dict[str, str]:
-    tags = {**git_info(), "data_version": data_version(prepared_dir), "dataset": dataset, "model": model_name}
-    lock = dvc_lock_hash(str(prepared_dir))
-    if lock:
-        tags["dvc_data_md5"] = lock
-    return tags
+    """Where a run's code, data and experiment come from (tags: none of it is a hyper-parameter)."""
+    return {
+        **git_info(),
+        **dvc_experiment_tags(),
+        "data_version": data_version(prepared_dir),
+        "prepared_dir": str(prepared_dir),
+        "dataset": dataset,
+        "model": model_name,
+    }
 
 
-def tracking_uri(configured: str | None) -> str:
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+def run_name(model_name: str) -> str:
+    """What differs at a glance: the DVC experiment name (when there is one) and the model."""
+    exp = os.environ.get("DVC_EXP_NAME")
+    return f"{exp}-{model_name}" if exp else model_name
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create (or find) the experiment, tagged as model training, its artifacts beside a SQLite store.
+
+    A SQLite store puts artifacts under ``./mlruns`` of whatever directory creates the experiment:
+    inside a queued DVC experiment that is a throwaway copy, so the location is set explicitly.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        db = sqlite_path(uri)
+        location = (db.parent / "mlruns").resolve().as_uri() if db else None
+        try:
+            experiment_id = client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
+        except MlflowException:  # created meanwhile by a concurrent run
+            experiment_id = client.get_experiment_by_name(name).experiment_id
+        return experiment_id
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+class ResilientMLFlowLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger that survives a tracking server going away mid-training.
+
+    A failed logging call is dropped with one warning line (one per outage, not per call); while
+    the server stays down, calls are skipped for ``retry_after_s`` seconds so that each logging
+    step does not pay MLflow's retries again. Training and its local checkpoints go on.
+    """
+
+    def __init__(self, *args: Any, retry_after_s: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tracking_uri: str = kwargs.get("tracking_uri") or tracking_uri()
+        self.retry_after_s = retry_after_s
+        self._down_since: float | None = None
+
+    def _guard(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        if self._down_since is not None and time.monotonic() - self._down_since < self.retry_after_s:
+            return
+        try:
+            call(*args, **kwargs)
+        except Exception as err:  # any transport or server error: logging is never worth a crash
+            if self._down_since is None:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                log.warning(
+                    "MLflow %s failed at %s (%s); training goes on, logging retried later",
+                    what,
+                    self.tracking_uri,
+                    first[:200],
+                )
+            self._down_since = time.monotonic()
+        else:
+            if self._down_since is not None:
+                log.warning("MLflow at %s answers again; logging resumed", self.tracking_uri)
+            self._down_since = None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._guard("log_metrics", super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._guard("log_hyperparams", super().log_hyperparams, params)
+
+    def finalize(self, status: str = "success") -> None:
+        self._guard("finalize", super().finalize, status)
+
+    def log_artifacts(self, artifacts: list[tuple[str | Path, str | None]]) -> None:
+        """Upload files or folders that exist into this run (skipped with a warning on failure)."""
+        self._guard("log_artifacts", log_to_run, self.tracking_uri, self.run_id, artifacts=artifacts)
+
+
+def make_logger(cfg: Any, run_id: str | None, tags: dict[str, str]) -> ResilientMLFlowLogger | None:
+    """The run's MLflow logger on the project's store (None with ``logger=none``)."""
+    lcfg = cfg.logger
+    if lcfg.get("name", "mlflow") != "mlflow":
+        return None
+    bound_http_retries(lcfg.get("http_max_retries", 2), lcfg.get("http_timeout_s", 10))
+    uri = tracking_uri(lcfg.get("tracking_uri"))
+    ensure_experiment(uri, lcfg.experiment_name)
+    return ResilientMLFlowLogger(
+        experiment_name=lcfg.experiment_name,
+        run_name=run_name(lcfg.get("run_name") or cfg.model.name),
+        tracking_uri=uri,
+        tags=tags,
+        run_id=run_id,
+        retry_after_s=lcfg.get("retry_after_s", 60),
+    )
 
 
 def log_to_run(
@@ -110,7 +282,7 @@ def log_to_run(
     tags: Mapping[str, str] | None = None,
     artifacts: list[tuple[str | Path, str | None]] | None = None,
 ) -> None:
-    """Add metrics, tags and artifacts to an existing run (the evaluate stage's entry point)."""
+    """Add metrics, tags and artifacts (files or folders that exist) to an existing run."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -119,5 +291,73 @@ def log_to_run(
     for key, value in (tags or {}).items():
         client.set_tag(run_id, key, value)
     for path, artifact_path in artifacts or []:
-        if Path(path).exists():
+        path = Path(path)
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path)
+        elif path.is_file():
             client.log_artifact(run_id, str(path), artifact_path)
+
+
+def write_run_link(path: str | Path, info: Mapping[str, Any]) -> None:
+    """Record which MLflow run trained the model, outside the cached ``models/`` output."""
+    write_json_atomic(path, dict(info))
+
+
+def read_run_link(path: str | Path) -> dict[str, Any]:
+    """The run link written by training, or {} when there is none."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow letters, digits, ``_ - . / space``; anything else becomes ``_``."""
+    return re.sub(r"[^\w\-./ ]", "_", name)
+
+
+def log_evaluation(
+    run_info: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts: list[tuple[str | Path, str | None]] | None = None,
+    decode_name: str = "default",
+    tags: Mapping[str, str] | None = None,
+    uri: str | None = None,
+) -> str | None:
+    """Log one evaluation as a nested run under the training's run; returns its id.
+
+    Every evaluation (decode config, test set) gets its own child run, so none overwrites
+    another's metrics; the training run also gets the metrics under ``<decode_name>/<metric>`` so
+    the runs table can show them next to the hyper-parameters. Never raises: where the run link,
+    the store or the run is missing (a collaborator's clone), it logs one warning line and returns None.
+    """
+    run_id = run_info.get("run_id")
+    if not run_id:
+        log.warning("no MLflow run recorded for this model; evaluation not logged to MLflow")
+        return None
+    uri = uri or tracking_uri()
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        log.warning("MLflow store %s does not exist; evaluation not logged to MLflow", db)
+        return None
+    try:
+        bound_http_retries()
+        check_tracking_uri(uri, 10)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        parent = client.get_run(run_id)
+        child = client.create_run(
+            parent.info.experiment_id,
+            run_name=f"{parent.info.run_name}-eval-{decode_name}",
+            tags={"mlflow.parentRunId": run_id, "decode": decode_name, **(tags or {})},
+        )
+        log_to_run(uri, child.info.run_id, metrics=metrics, artifacts=artifacts)
+        client.set_terminated(child.info.run_id)
+        log_to_run(uri, run_id, metrics={metric_key(f"{decode_name}/{k}"): v for k, v in metrics.items()})
+        return child.info.run_id
+    except Exception as err:  # the store or the run is absent or broken: evaluation itself succeeded
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning("evaluation not logged to MLflow run %s at %s: %s", run_id, uri, first[:200])
+        return None

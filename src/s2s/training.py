@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s import resume, tracking
+from s2s import dvc_report, resume, tracking
 from s2s.build import count_parameters
 from s2s.callbacks import LearningCurves, SaveOnSignal, StampCheckpoints, TrainingInterrupted
 from s2s.checkpoint import AtomicCheckpointIO, check_state_dict, load_init_weights
@@ -33,17 +33,7 @@ def plain(cfg: Any) -> Any:
 
 def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
     """Lightning's MLflow logger (rank-zero only), continuing ``run_id`` when resuming."""
-    if cfg.logger.get("name", "mlflow") != "mlflow":
-        return False
-    from pytorch_lightning.loggers import MLFlowLogger
-
-    return MLFlowLogger(
-        experiment_name=cfg.logger.experiment_name,
-        run_name=cfg.logger.get("run_name"),
-        tracking_uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
-        tags=tags,
-        run_id=run_id,
-    )
+    return tracking.make_logger(cfg, run_id, tags) or False
 
 
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
@@ -72,6 +62,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         LearningCurves(Path(cfg.paths.reports_dir) / "curves"),
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
+        dvc_report.TrainingSummary(),
     ]
     if t.average_last > 1:
         callbacks.append(
@@ -175,11 +166,11 @@ def _fit_and_export(
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
     logger = make_logger(cfg, run_id, tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name))
-    if logger:
-        trainer.logger = logger
+    live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
+    trainer.loggers = [x for x in (logger, live) if x]
     if trainer.is_global_zero and logger:
         write_json_atomic(run_file, {"run_id": logger.run_id})
-        logger.log_hyperparams(tracking.flatten(plain(cfg)))
+        logger.log_hyperparams(tracking.run_params(plain(cfg)))
         logger.log_hyperparams({"parameters": count_parameters(task.model)})
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
@@ -187,7 +178,7 @@ def _fit_and_export(
         raise TrainingInterrupted(signal.SIGTERM) from err
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger.run_id if logger else None, fp)
+        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp)
         (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary
 
