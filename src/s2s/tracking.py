@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from s2s.io import sha256_file
+from s2s.io import InputError, sha256_file
 
 
 class TrackingUnreachable(RuntimeError):
@@ -121,3 +121,39 @@ def log_to_run(
     for path, artifact_path in artifacts or []:
         if Path(path).exists():
             client.log_artifact(run_id, str(path), artifact_path)
+
+
+def download_artifact(uri: str, run_id: str, artifact_path: str, dst_dir: str | Path) -> Path | None:
+    """Download one artifact file of a run; None if the run has no such artifact."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException as err:
+        raise InputError(f"mlflow:{run_id}: no such run in {uri} ({err.message})") from err
+    if artifact_path not in {a.path for a in client.list_artifacts(run_id, os.path.dirname(artifact_path) or None)}:
+        return None
+    Path(dst_dir).mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, artifact_path, str(dst_dir)))
+
+
+def log_new_run(
+    uri: str,
+    experiment_name: str,
+    run_name: str,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    artifacts: list[tuple[str | Path, str | None]],
+) -> str:
+    """Create a finished run holding a report (e.g. a comparison of runs); returns its id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    log_to_run(uri, run.info.run_id, metrics=metrics, artifacts=artifacts)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
