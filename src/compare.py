@@ -87,6 +87,7 @@ def log_to_mlflow(args: argparse.Namespace, uri: str, report: dict, paths: dict[
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("sacrebleu").setLevel(logging.ERROR)  # per-step chatter; our inputs are detokenized
     args = parse_args(argv)
     from s2s import tracking
 

@@ -225,9 +225,11 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
     ids = {}
     for name in ("base", "good"):
         run = client.create_run(exp)
+        ids[name] = run.info.run_id
+        if name == "good":  # evaluation logged as a nested run under the training run
+            run = client.create_run(exp, tags={"mlflow.parentRunId": ids[name]})
         for f in ("translations.tsv", "metrics.json"):
             client.log_artifact(run.info.run_id, str(runs[name] / "reports" / f), "eval")
-        ids[name] = run.info.run_id
     out = tmp_path / "out"
     env = {"MLFLOW_TRACKING_URI": uri}
     ok(run_compare(f"--system=b=mlflow:{ids['base']}", f"--system=g=mlflow:{ids['good']}", "--out-dir", str(out),
@@ -295,3 +297,41 @@ def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case
     assert lines[-1].startswith("error: ") and needle in lines[-1], result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_two_seeds_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
+    """The documented seed workflow on the tiny preset: train -m seed=1,2, evaluate -m, compare."""
+    from conftest import run_script, tiny_paths
+
+    shutil.copytree(tiny_data / "prepared", tmp_path / "prepared")
+    sweep = tmp_path / "seeds"
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    paths = [p for p in tiny_paths(tmp_path) if not p.startswith("hydra.")]
+    run_script("train", "-m", "seed=1,2", *paths, f"hydra.sweep.dir={sweep}", env=env)
+    run_script(
+        "evaluate", "-m", "seed=1,2", *paths, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}/eval",
+        "paths.model_dir=${hydra:runtime.output_dir}/../models",
+        "paths.reports_dir=${hydra:runtime.output_dir}/../reports",
+        env=env,
+    )
+    out = tmp_path / "compare"
+    ok(run_compare(f"--system=seeds={sweep / '0'},{sweep / '1'}", f"--system=seed1={sweep / '0'}", "--out-dir",
+                   str(out), *FAST))
+    report = report_of(out)
+    (key,) = report["test_sets"]
+    assert key.endswith(" en-de") and report["test_sets"][key]["sentences"] == 100
+    seeds = report["test_sets"][key]["systems"]["seeds"]
+    one = [r["bleu"]["score"] for r in seeds["runs"]]
+    assert seeds["bleu"]["n"] == 2 and seeds["bleu"]["std"] is not None
+    assert report["test_sets"][key]["systems"]["seed1"]["bleu"]["mean"] == one[0]
+    for name in ("compare.md", "compare.json", "scores.csv"):
+        assert (out / name).stat().st_size > 0
+    weights = [torch_load(sweep / str(i) / "models/model.pt")["state_dict"] for i in (0, 1)]
+    assert any(not a.equal(b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
+
+
+def torch_load(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)

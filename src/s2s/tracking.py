@@ -124,19 +124,25 @@ def log_to_run(
 
 
 def download_artifact(uri: str, run_id: str, artifact_path: str, dst_dir: str | Path) -> Path | None:
-    """Download one artifact file of a run; None if the run has no such artifact."""
+    """Download one artifact file of a run, or of its newest child run that has it (evaluations may
+    be logged as nested runs under the training run); None if neither has it."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException as err:
         raise InputError(f"mlflow:{run_id}: no such run in {uri} ({err.message})") from err
-    if artifact_path not in {a.path for a in client.list_artifacts(run_id, os.path.dirname(artifact_path) or None)}:
-        return None
-    Path(dst_dir).mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(run_id, artifact_path, str(dst_dir)))
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", order_by=["attributes.start_time DESC"]
+    )
+    for candidate in [run_id] + [c.info.run_id for c in children]:
+        listed = client.list_artifacts(candidate, os.path.dirname(artifact_path) or None)
+        if artifact_path in {a.path for a in listed}:
+            Path(dst_dir).mkdir(parents=True, exist_ok=True)
+            return Path(client.download_artifacts(candidate, artifact_path, str(dst_dir)))
+    return None
 
 
 def log_new_run(
@@ -152,7 +158,11 @@ def log_new_run(
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(experiment_name, tags={"mlflow.experimentKind": "custom_model_development"})
+    )
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     log_to_run(uri, run.info.run_id, metrics=metrics, artifacts=artifacts)
     client.set_terminated(run.info.run_id)
