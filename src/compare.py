@@ -15,9 +15,9 @@ Defaults live in conf/compare.yaml.  Statistics: see s2s.compare (sacreBLEU's Pa
 
 Training several seeds is one command, either way:
   - a DVC queue (the whole pipeline per seed, each an experiment):
-        dvc exp run --queue -S seed=1,2,3 && dvc queue start -j 1
-        # when `dvc queue status` shows them done, with the names `dvc exp show` lists:
-        python src/compare.py --system default=dvc:EXP1,dvc:EXP2,dvc:EXP3 --system ...
+        dvc exp run --queue -S seed=1,2,3 -n default && dvc queue start -j 1
+        # the experiments are named default-1, default-2, default-3; once `dvc queue status` shows them done:
+        python src/compare.py --system default=dvc:default-1,dvc:default-2,dvc:default-3 --system ...
   - a Hydra multirun of the train script on the prepared data (one job folder per seed), then
     the evaluate script over the same job folders:
         python src/train.py -m seed=1,2,3 hydra.sweep.dir=multirun/seeds
