@@ -31,7 +31,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import MLFlowLogger
 
-from s2s.io import sha256_file, write_json_atomic
+from s2s.io import InputError, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -361,3 +361,49 @@ def log_evaluation(
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         log.warning("evaluation not logged to MLflow run %s at %s: %s", run_id, uri, first[:200])
         return None
+
+
+def download_artifact(uri: str, run_id: str, artifact_path: str, dst_dir: str | Path) -> Path | None:
+    """Download one artifact file of a run, or of its newest child run that has it (evaluations may
+    be logged as nested runs under the training run); None if neither has it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        raise InputError(f"mlflow:{run_id}: no such run in {uri} ({err.message})") from err
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", order_by=["attributes.start_time DESC"]
+    )
+    for candidate in [run_id] + [c.info.run_id for c in children]:
+        listed = client.list_artifacts(candidate, os.path.dirname(artifact_path) or None)
+        if artifact_path in {a.path for a in listed}:
+            Path(dst_dir).mkdir(parents=True, exist_ok=True)
+            return Path(client.download_artifacts(candidate, artifact_path, str(dst_dir)))
+    return None
+
+
+def log_new_run(
+    uri: str,
+    experiment_name: str,
+    run_name: str,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    artifacts: list[tuple[str | Path, str | None]],
+) -> str:
+    """Create a finished run holding a report (e.g. a comparison of runs); returns its id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    )
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    log_to_run(uri, run.info.run_id, metrics=metrics, artifacts=artifacts)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

@@ -1,0 +1,505 @@
+"""Compare trained systems: scores with confidence intervals, seeds, paired significance.
+
+A *system* is one recipe; it has one or more *runs* (the same recipe trained with different
+seeds).  Every run is read through :class:`RunFiles` (a folder, a DVC experiment, an MLflow
+run), and :func:`test_sets_from_reports` is the one function that knows the evaluate stage's
+file layout.
+
+All statistics are sacreBLEU's own (``sacrebleu.significance.PairedTest``, the code behind
+``sacrebleu --paired-bs`` / ``--paired-ar``), with the metrics configured as ``s2s.metrics``
+scores them (cased, detokenized BLEU and chrF on raw references):
+
+- per run: the score and its 95% confidence interval from bootstrap resampling;
+- per system: mean and standard deviation over its runs (seeds);
+- against the baseline: paired bootstrap resampling and approximate randomization p-values for
+  every pair (system run, baseline run).  Seeds of two systems are unrelated, so no pairing is
+  privileged: the summary p-value is the largest over all pairs, and a difference is called
+  significant only when every pair is (a conservative rule; all pairs are in the JSON report).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from s2s.io import InputError, atomic_path, write_json_atomic, write_text_atomic
+
+METRICS = ("bleu", "chrf")
+TRANSLATIONS = "reports/translations.tsv"
+METRICS_JSON = "reports/metrics.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading runs
+
+
+class RunFiles(Protocol):
+    """Read access to one run's project-relative files (``reports/translations.tsv``, ...)."""
+
+    label: str
+
+    def read_text(self, relpath: str) -> str | None:
+        """The file's text, or None when the run has no such file."""
+
+
+@dataclass
+class FolderRun:
+    """A run folder: a project checkout or a Hydra multirun job folder holding ``reports/``.
+
+    Its ``reports/`` or ``models/`` subfolder is accepted too (the run is the folder above).
+    """
+
+    root: Path
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise InputError(
+                f"{self.root}: folder not found (a run folder; use dvc:NAME for a DVC experiment, "
+                "mlflow:RUN_ID for an MLflow run)"
+            )
+        self.label = self.label or str(self.root)
+        self.base = next((b for b in (self.root, self.root.parent) if (b / TRANSLATIONS).is_file()), self.root)
+
+    def read_text(self, relpath: str) -> str | None:
+        path = self.base / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+@dataclass
+class DvcExperimentRun:
+    """A DVC experiment (or any Git revision) of the project: its committed reports.
+
+    ``reports/translations.tsv`` and ``reports/metrics.json`` are uncached DVC outputs, so they
+    are in the experiment's Git commit; DVC resolves experiment names to that commit.
+    """
+
+    name: str
+    repo: str = "."
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        import dvc.api
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+        from dvc.scm import resolve_rev
+
+        self.label = self.label or f"dvc:{self.name}"
+        try:
+            with Repo(self.repo) as repo:
+                self.commit = resolve_rev(repo.scm, self.name)
+        except DvcException as err:
+            raise InputError(f"dvc:{self.name}: no such DVC experiment or Git revision in {self.repo} ({err})") from err
+        self._fs = dvc.api.DVCFileSystem(self.repo, rev=self.commit)
+
+    def read_text(self, relpath: str) -> str | None:
+        if not self._fs.isfile(relpath):
+            return None
+        return self._fs.read_text(relpath, encoding="utf-8")
+
+
+@dataclass
+class MlflowRun:
+    """An MLflow run: the evaluate stage logs ``reports/*`` under the artifact path ``eval/``."""
+
+    run_id: str
+    tracking_uri: str
+    download_dir: Path
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or f"mlflow:{self.run_id}"
+
+    def read_text(self, relpath: str) -> str | None:
+        from s2s import tracking
+
+        artifact = "eval/" + Path(relpath).name
+        path = tracking.download_artifact(
+            self.tracking_uri, self.run_id, artifact, self.download_dir / self.run_id
+        )
+        return path.read_text(encoding="utf-8") if path is not None else None
+
+
+def open_run(spec: str, tracking_uri: str, download_dir: Path, repo: str = ".") -> RunFiles:
+    """``dvc:NAME`` (DVC experiment or Git revision), ``mlflow:RUN_ID``, or a folder path."""
+    if spec.startswith("dvc:"):
+        return DvcExperimentRun(spec[4:], repo)
+    if spec.startswith("mlflow:"):
+        return MlflowRun(spec[7:], tracking_uri, download_dir)
+    return FolderRun(Path(spec))
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluate stage's file layout (the one place that knows it)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One test set in one direction, as one run decoded it."""
+
+    sources: tuple[str, ...]
+    references: tuple[str, ...]
+    hypotheses: tuple[str, ...]
+
+
+def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
+    """``{"<test set> <direction>": TestSet}`` from what the evaluate stage wrote.
+
+    Today: ``reports/translations.tsv`` (columns direction, source, reference, hypothesis, and
+    optionally testset) and the test set's name from ``reports/metrics.json`` ("split").
+    Adapt this function alone when evaluate writes its test sets elsewhere.
+    """
+    text = run.read_text(TRANSLATIONS)
+    if text is None:
+        raise InputError(f"{run.label}: {TRANSLATIONS} not found (run the evaluate stage first)")
+    metrics_text = run.read_text(METRICS_JSON)
+    default_name = "test"
+    if metrics_text:
+        try:
+            default_name = json.loads(metrics_text).get("split") or default_name
+        except json.JSONDecodeError as err:
+            raise InputError(f"{run.label}: {METRICS_JSON} is not valid JSON ({err})") from err
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
+    where = f"{run.label}: {TRANSLATIONS}"
+    if not rows:
+        raise InputError(f"{where} is empty")
+    header = rows[0]
+    needed = ("direction", "source", "reference", "hypothesis")
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise InputError(f"{where}, line 1: missing column(s) {', '.join(missing)} (header {header})")
+    col = {name: header.index(name) for name in header}
+    groups: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(f"{where}, line {number}: {len(row)} fields, expected {len(header)}")
+        name = row[col["testset"]] if "testset" in col else default_name
+        src, ref, hyp = groups.setdefault(f"{name} {row[col['direction']]}", ([], [], []))
+        src.append(row[col["source"]])
+        ref.append(row[col["reference"]])
+        hyp.append(row[col["hypothesis"]])
+    if not groups:
+        raise InputError(f"{where} has no translations")
+    return {key: TestSet(tuple(s), tuple(r), tuple(h)) for key, (s, r, h) in groups.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Systems and their runs
+
+
+@dataclass
+class Run:
+    label: str
+    test_sets: dict[str, TestSet]
+
+
+@dataclass
+class System:
+    name: str
+    runs: list[Run]
+
+
+def parse_system_option(value: str) -> tuple[str, list[str]]:
+    """``NAME=SPEC[,SPEC...]`` -> (NAME, [SPEC, ...]); one SPEC per seed."""
+    name, sep, specs = value.partition("=")
+    items = [s.strip() for s in specs.split(",") if s.strip()]
+    if not sep or not name.strip() or not items:
+        raise InputError(f"--system {value}: expected NAME=RUN[,RUN...] (a folder, dvc:EXP or mlflow:RUN_ID)")
+    return name.strip(), items
+
+
+def load_systems(
+    options: Sequence[tuple[str, Sequence[str]]], opener: Callable[[str], RunFiles]
+) -> list[System]:
+    names = [n for n, _ in options]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"--system {dupes[0]}: the same system name is given twice")
+    systems = []
+    for name, specs in options:
+        runs = []
+        for spec in specs:
+            files = opener(spec)
+            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files)))
+        systems.append(System(name, runs))
+    return systems
+
+
+def common_test_sets(systems: Sequence[System]) -> tuple[list[str], list[str]]:
+    """Test sets every run has (baseline order) and those skipped; fail on differing sentences."""
+    runs = [run for system in systems for run in system.runs]
+    first = runs[0]
+    keys = [k for k in first.test_sets if all(k in r.test_sets for r in runs)]
+    skipped = sorted({k for r in runs for k in r.test_sets} - set(keys))
+    if not keys:
+        listing = "; ".join(f"{r.label}: {sorted(r.test_sets)}" for r in runs)
+        raise InputError(f"the systems share no test set ({listing})")
+    for key in keys:
+        ref = first.test_sets[key]
+        for run in runs[1:]:
+            other = run.test_sets[key]
+            if len(other.sources) != len(ref.sources):
+                raise InputError(
+                    f"{run.label}: test set {key} has {len(other.sources)} sentences, "
+                    f"{first.label} has {len(ref.sources)}: not the same test sentences"
+                )
+            for i, (a, b) in enumerate(zip(zip(ref.sources, ref.references), zip(other.sources, other.references))):
+                if a != b:
+                    raise InputError(
+                        f"{run.label}: test set {key}, sentence {i + 1} differs from {first.label}: "
+                        "not the same test sentences"
+                    )
+    return keys, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics (sacreBLEU)
+
+
+@dataclass(frozen=True)
+class Settings:
+    seed: int = 12345
+    bootstrap_samples: int = 1000
+    ar_trials: int = 10000
+    alpha: float = 0.05
+    jobs: int = 1
+
+
+def _metrics(references: Sequence[str]) -> dict[str, Any]:
+    """sacreBLEU metrics as ``s2s.metrics.score_corpus`` configures them, references cached."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return {"bleu": BLEU(references=[list(references)]), "chrf": CHRF(references=[list(references)])}
+
+
+def _paired_test(
+    named: list[tuple[str, Sequence[str]]], references: Sequence[str], test_type: str, settings: Settings
+) -> dict[str, list[Any]]:
+    """sacreBLEU's PairedTest: the first system is the baseline. Returns {metric: [Result, ...]}."""
+    from sacrebleu.significance import PairedTest
+
+    os.environ["SACREBLEU_SEED"] = str(settings.seed)  # sacreBLEU's own knob for its resampling seed
+    metrics = _metrics(references)
+    n = settings.bootstrap_samples if test_type == "bs" else settings.ar_trials
+    test = PairedTest(named, metrics, references=None, test_type=test_type, n_samples=n, n_jobs=settings.jobs)
+    _, scores = test()
+    by_name = {m.__class__.__name__.lower(): key for key, m in test.metrics.items()}
+    return {metric: scores[by_name[metric]] for metric in METRICS}
+
+
+def signatures(settings: Settings) -> dict[str, str]:
+    metrics = _metrics(["a"])
+    return {name: str(m.get_signature()) for name, m in metrics.items()} | {
+        "resampling": f"sacrebleu.significance.PairedTest seed:{settings.seed}|bs:{settings.bootstrap_samples}"
+        f"|ar:{settings.ar_trials}"
+    }
+
+
+def _num(x: Any) -> float | None:
+    """sacreBLEU returns numpy scalars (float32 bootstrap means): plain floats for JSON."""
+    return None if x is None else float(x)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def compare_test_set(systems: Sequence[System], key: str, settings: Settings) -> dict[str, Any]:
+    """Scores, CIs, mean ± std over runs, and paired tests against ``systems[0]`` on one test set."""
+    references = systems[0].runs[0].test_sets[key].references
+    out: dict[str, Any] = {"sentences": len(references), "systems": {}}
+    for system in systems:
+        runs = []
+        for run in system.runs:
+            hyps = run.test_sets[key].hypotheses
+            result = _paired_test([(run.label, hyps)], references, "bs", settings)
+            runs.append(
+                {
+                    "run": run.label,
+                    **{
+                        m: {
+                            "score": _num(result[m][0].score),
+                            "ci95": _num(result[m][0].ci),
+                            "bootstrap_mean": _num(result[m][0].mean),
+                        }
+                        for m in METRICS
+                    },
+                }
+            )
+        entry: dict[str, Any] = {"runs": runs}
+        for m in METRICS:
+            mean, std = _mean_std([r[m]["score"] for r in runs])
+            entry[m] = {"mean": mean, "std": std, "n": len(runs)}
+        out["systems"][system.name] = entry
+
+    baseline = systems[0]
+    base_entry = out["systems"][baseline.name]
+    for system in systems[1:]:
+        pairs: dict[str, list[dict[str, Any]]] = {m: [] for m in METRICS}
+        for j, base_run in enumerate(baseline.runs):
+            named = [(base_run.label, base_run.test_sets[key].hypotheses)] + [
+                (run.label, run.test_sets[key].hypotheses) for run in system.runs
+            ]
+            bs = _paired_test(named, references, "bs", settings)
+            ar = _paired_test(named, references, "ar", settings)
+            for m in METRICS:
+                for i, run in enumerate(system.runs):
+                    pair = {"run": i, "baseline_run": j, "p_bs": _num(bs[m][i + 1].p_value)}
+                    pair["p_ar"] = _num(ar[m][i + 1].p_value)
+                    if run.test_sets[key].hypotheses == base_run.test_sets[key].hypotheses:
+                        # identical outputs: there is no difference to test.  sacreBLEU counts only
+                        # resamples *above* the observed difference (0 here) and so returns its
+                        # smallest p-value, 1/(n+1), as MultEval did (jhclark/multeval issue 5).
+                        pair.update(p_bs=1.0, p_ar=1.0, identical=True)
+                    pairs[m].append(pair)
+        entry = out["systems"][system.name]
+        entry["vs_baseline"] = {}
+        for m in METRICS:
+            p_bs = max(p["p_bs"] for p in pairs[m])
+            p_ar = max(p["p_ar"] for p in pairs[m])
+            entry["vs_baseline"][m] = {
+                "delta_mean": entry[m]["mean"] - base_entry[m]["mean"],
+                "p_bs_max": p_bs,
+                "p_ar_max": p_ar,
+                "pairs_significant": sum(p["p_bs"] < settings.alpha and p["p_ar"] < settings.alpha for p in pairs[m]),
+                "pairs": pairs[m],
+                "significant": p_bs < settings.alpha and p_ar < settings.alpha,
+            }
+    return out
+
+
+def compare(systems: Sequence[System], settings: Settings) -> dict[str, Any]:
+    """The full report (JSON-serialisable); ``systems[0]`` is the baseline."""
+    if len(systems) < 2:
+        raise InputError("--system: give at least two systems (the first, or --baseline, is the baseline)")
+    keys, skipped = common_test_sets(systems)
+    return {
+        "baseline": systems[0].name,
+        "settings": {
+            "seed": settings.seed,
+            "bootstrap_samples": settings.bootstrap_samples,
+            "ar_trials": settings.ar_trials,
+            "alpha": settings.alpha,
+            "significance_rule": "largest p over all (system run, baseline run) pairs, both tests, < alpha",
+        },
+        "signatures": signatures(settings),
+        "systems": {s.name: [r.label for r in s.runs] for s in systems},
+        "test_sets": {key: compare_test_set(systems, key, settings) for key in keys},
+        "skipped_test_sets": skipped,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the report
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _score_cell(summary: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], metric: str) -> str:
+    if summary["n"] == 1:
+        return f"{_fmt(runs[0][metric]['score'])} ± {_fmt(runs[0][metric]['ci95'])} (95% CI)"
+    return f"{_fmt(summary['mean'])} ± {_fmt(summary['std'])} (std, {summary['n']} seeds)"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    lines = [
+        f"# System comparison (baseline: {report['baseline']})",
+        "",
+        "Cased, detokenized sacreBLEU BLEU and chrF on the raw references. One run: score ± half-width of "
+        "its 95% bootstrap confidence interval. Several runs (seeds): mean ± standard deviation over them. "
+        "p: paired bootstrap resampling (bs) / approximate randomization (ar) against the baseline, the "
+        "largest over all (run, baseline run) pairs; * = significant at "
+        f"{report['settings']['alpha']} in both tests for every pair.",
+        "",
+    ]
+    for key, data in report["test_sets"].items():
+        lines += [
+            f"## {key} ({data['sentences']} sentences)",
+            "",
+            "| system | runs | BLEU | chrF | ΔBLEU | p BLEU (bs / ar) | ΔchrF | p chrF (bs / ar) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, entry in data["systems"].items():
+            cells = [name, str(entry["bleu"]["n"])]
+            cells += [_score_cell(entry[m], entry["runs"], m) for m in METRICS]
+            vs = entry.get("vs_baseline")
+            for m in METRICS:
+                if vs is None:
+                    cells += ["baseline", ""]
+                else:
+                    v = vs[m]
+                    star = "*" if v["significant"] else ""
+                    cells += [f"{v['delta_mean']:+.2f}{star}", f"{v['p_bs_max']:.4f} / {v['p_ar_max']:.4f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "| run | BLEU (95% CI) | chrF (95% CI) |", "|---|---|---|"]
+        for entry in data["systems"].values():
+            for run in entry["runs"]:
+                cells = [run["run"]] + [f"{_fmt(run[m]['score'])} ± {_fmt(run[m]['ci95'])}" for m in METRICS]
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if report["skipped_test_sets"]:
+        lines += [f"Not in every run, skipped: {', '.join(report['skipped_test_sets'])}.", ""]
+    lines += ["Signatures:", ""] + [f"- {k}: `{v}`" for k, v in report["signatures"].items()]
+    return "\n".join(lines) + "\n"
+
+
+PLOT_FIELDS = ("test_set", "system", "run", "bleu", "bleu_ci95", "chrf", "chrf_ci95")
+
+
+def plot_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per (test set, system, run): the data file for ``dvc plots``."""
+    rows = []
+    for key, data in report["test_sets"].items():
+        for name, entry in data["systems"].items():
+            for i, run in enumerate(entry["runs"]):
+                rows.append(
+                    {
+                        "test_set": key,
+                        "system": name,
+                        "run": i,
+                        "bleu": round(run["bleu"]["score"], 4),
+                        "bleu_ci95": round(run["bleu"]["ci95"], 4),
+                        "chrf": round(run["chrf"]["score"], 4),
+                        "chrf_ci95": round(run["chrf"]["ci95"], 4),
+                    }
+                )
+    return rows
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """compare.json, compare.md and scores.csv (for ``dvc plots``), each written atomically."""
+    out = Path(out_dir)
+    paths = {"json": out / "compare.json", "markdown": out / "compare.md", "plot": out / "scores.csv"}
+    write_json_atomic(paths["json"], report)
+    write_text_atomic(paths["markdown"], markdown(report))
+    with atomic_path(paths["plot"]) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PLOT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(plot_rows(report))
+    return paths
+
+
+def mlflow_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """Flat metrics for MLflow: ``<metric>_mean/<test set>/<system>``, p-values against the baseline."""
+    flat: dict[str, float] = {}
+    for key, data in report["test_sets"].items():
+        ts = key.replace(" ", "/")
+        for name, entry in data["systems"].items():
+            for m in METRICS:
+                flat[f"{m}_mean/{ts}/{name}"] = entry[m]["mean"]
+                if entry[m]["std"] is not None:
+                    flat[f"{m}_std/{ts}/{name}"] = entry[m]["std"]
+                if "vs_baseline" in entry:
+                    flat[f"{m}_p_bs/{ts}/{name}"] = entry["vs_baseline"][m]["p_bs_max"]
+                    flat[f"{m}_p_ar/{ts}/{name}"] = entry["vs_baseline"][m]["p_ar_max"]
+    return flat
