@@ -297,3 +297,42 @@ def test_npz_arrays_are_int32(plain):
     out, _ = plain
     with np.load(out / "train.npz") as z:
         assert z["src"].dtype == np.int32 and z["tgt"].dtype == np.int32
+
+
+def test_a_very_long_validation_line_is_capped_and_reported(raw_dir, tmp_path):
+    """One 100,000-character validation line must not reach training's validation or evaluate whole."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir, raw)
+    en = gzip.decompress((raw / SRC / "val.en.gz").read_bytes()).decode().splitlines()
+    en[3] = ("abc defg " * 12000)[:100_000]
+    _write(raw / SRC / "val.en.gz", en)
+    out = tmp_path / "prepared"
+    stats = prepare(_opts(raw, out, max_eval_pieces=150))
+    valid = ParallelData.load(out / "valid.npz")
+    assert len(valid) == N_EVAL and int(valid.src_lengths().max()) == 150
+    assert stats["valid"]["truncated_sources"] == 1
+    assert stats["warnings"] == [
+        "1 validation source(s) longer than 150 pieces truncated (preprocess.filter.max_eval_pieces)"
+    ]
+    # the raw text is kept for scoring; evaluate applies the same cap when it encodes it
+    assert read_eval_records(out / "valid.tsv")[3].source == en[3]
+
+
+def test_spm_sample_is_bounded_and_seeded(raw_dir, tmp_path):
+    """SentencePiece sees at most input_sentence_size sentences, a seeded sample: same seed, same model."""
+    a, b, full = tmp_path / "a", tmp_path / "b", tmp_path / "full"
+    for out in (a, b):
+        prepare(_opts(raw_dir, out, input_sentence_size=200, vocab_size=60))
+    prepare(_opts(raw_dir, full, input_sentence_size=0, vocab_size=60))
+    assert (a / "spm.model").read_bytes() == (b / "spm.model").read_bytes()
+    assert (a / "spm.model").read_bytes() != (full / "spm.model").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "kw,option",
+    [({"max_eval_pieces": 0}, "preprocess.filter.max_eval_pieces"),
+     ({"input_sentence_size": -1}, "preprocess.spm.input_sentence_size")],
+)
+def test_bad_cap_options(raw_dir, tmp_path, kw, option):
+    with pytest.raises(InputError, match=option):
+        prepare(_opts(raw_dir, tmp_path / "prepared", **kw))

@@ -13,6 +13,8 @@ from s2s.data.sources import Dataset, iter_part
 from s2s.data.testsets import read_test_records
 from s2s.io import InputError
 
+from conftest import compose_config, mirror_dir
+
 
 def _gz(path: Path, lines: list[str]) -> bytes:
     data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
@@ -42,7 +44,7 @@ def _tsv_config(path: str, **extra) -> dict:
 
 
 def test_local_tsv_file_without_checksums(tmp_path, monkeypatch):
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))  # as CI sets it: a mirror never stands in for a user's file
     corpus = tmp_path / "home" / "corpus.tsv.gz"
     _gz(corpus, _tsv_lines(120, repeat=2))
     ds = Dataset.from_config(_tsv_config(str(corpus)))
@@ -226,3 +228,21 @@ def test_training_split_empty_after_filtering(tmp_path, monkeypatch):
 def test_config_errors_name_the_option(change, message):
     with pytest.raises(InputError, match=message):
         Dataset.from_config(_tsv_config("x.tsv", **change))
+
+
+@pytest.mark.parametrize(
+    "name,files",
+    [
+        ("multi30k", {"multi30k": 10, "multi30k_tok": 6}),
+        ("multi30k_en_fr", {"multi30k": 10, "multi30k_tok": 6}),
+        ("multi30k_en_cs", {"multi30k": 8, "multi30k_tok": 4}),  # no Czech test_2017_mscoco
+        ("tatoeba_en_de", {"tatoeba": 1, "wmt22_src": 1, "wmt22_ref": 2}),
+    ],
+)
+def test_recipes_download_offline_from_the_mirror_ci_sets(name, files, tmp_path, monkeypatch):
+    """S2S_MIRROR=../shared/data/multi30k serves every recipe: the other sources are its siblings."""
+    monkeypatch.setenv(MIRROR_ENV, str(mirror_dir()))
+    ds = Dataset.from_config(compose_config([f"data={name}"]).data)
+    fetched = download_dataset(ds, tmp_path / "raw")
+    assert {k: len(v) for k, v in fetched.items()} == files
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(files)

@@ -87,6 +87,7 @@ def source_base(source: Source, dataset_mirror: str | None, first: bool, files: 
     """Where to fetch ``source`` from: its own mirror, the dataset's, ``$S2S_MIRROR``, else its URL or path.
 
     ``data.sources.<name>.mirror`` is a folder or URL holding that source's files, used as is.
+    A local ``path`` source is read where it is (mirrors are for downloads).
     ``data.mirror`` and ``$S2S_MIRROR`` serve every source of the dataset: a folder that holds one
     subfolder per source named by its ``mirror_name`` (``../shared/data`` holds ``multi30k/``,
     ``tatoeba-anki-deu-eng/``...), or a folder holding a source's files, whose siblings are then
@@ -96,14 +97,14 @@ def source_base(source: Source, dataset_mirror: str | None, first: bool, files: 
     """
     if source.mirror:
         return _checked_base(source.mirror, f"{source.option}.mirror")
+    if source.path is not None:  # a user's own files: no mirror stands in for them
+        if not Path(source.path).expanduser().exists():
+            raise InputError(f"{source.option}.path: {source.path} does not exist")
+        return _checked_base(str(source.local_folder()), f"{source.option}.path")
     mirror, origin = dataset_mirror, "data.mirror"
     if not mirror:
         mirror, origin = os.environ.get(MIRROR_ENV) or None, MIRROR_ENV
     if not mirror:
-        if source.path is not None:
-            if not Path(source.path).expanduser().exists():
-                raise InputError(f"{source.option}.path: {source.path} does not exist")
-            return _checked_base(str(source.local_folder()), f"{source.option}.path")
         if not source.url:
             raise InputError(
                 f"{source.option}: no url; point it at a copy with {source.option}.mirror, data.mirror or "
