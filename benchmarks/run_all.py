@@ -91,10 +91,11 @@ def child(cmd: list[str]) -> dict:
 def preprocess_speed(limit: int | None) -> dict:
     import tempfile
 
-    from s2s.data.corpus import read_parallel, split_files
+    from s2s.data.sources import iter_lines
     from s2s.data.vocab import Vocabulary, train_sentencepiece
 
-    src, tgt = read_parallel(split_files(ROOT / "data/raw", "train", "en", "de"))
+    raw = ROOT / "data/raw/multi30k"  # the download stage's layout: data/raw/<source>/<file>
+    src, tgt = list(iter_lines(raw / "train.en.gz")), list(iter_lines(raw / "train.de.gz"))
     if limit:
         src, tgt = src[:limit], tgt[:limit]
     text = src + tgt

@@ -1,4 +1,4 @@
-"""DVC stage `download`: fetch the corpus (or its mirror), verify sha256, write data/raw/."""
+"""DVC stage `download`: fetch every file the data config reads (or its mirror), verify sha256, write data/raw/."""
 
 import logging
 
@@ -6,7 +6,8 @@ import hydra
 from omegaconf import DictConfig
 
 from s2s.cli import user_errors
-from s2s.data.corpus import download_corpus
+from s2s.data.corpus import download_dataset
+from s2s.data.sources import Dataset
 
 log = logging.getLogger("download")
 
@@ -14,18 +15,10 @@ log = logging.getLogger("download")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
-    d = cfg.data
-    counts = download_corpus(
-        d.source_url,
-        d.mirror,
-        dict(d.files),
-        cfg.paths.raw_dir,
-        list(d.splits.values()),
-        (d.src_lang, d.tgt_lang),
-        d.timeout_s,
-    )
-    for split, n in counts.items():
-        log.info("%s: %d pairs", split, n)
+    dataset = Dataset.from_config(cfg.data)
+    fetched = download_dataset(dataset, cfg.paths.raw_dir)
+    for source, files in fetched.items():
+        log.info("%s: %d files", source, len(files))
 
 
 if __name__ == "__main__":

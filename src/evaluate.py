@@ -1,7 +1,15 @@
-"""DVC stage `evaluate`: decode the test set, score with sacreBLEU, write reports/, log to MLflow."""
+"""DVC stage `evaluate`: decode every test set, score with sacreBLEU, write reports/eval/, log to MLflow.
+
+The outputs form one set, ``reports/eval/`` (metrics.json, translations/<test set>.tsv,
+robustness.json, attention/), built in a temporary folder and published in one rename: a killed or
+failed run leaves the previous set whole, and no image of an earlier run outlives it.
+``reports/metrics.json``, the file DVC reads, is a copy of the set's metrics written after it.
+"""
 
 import logging
+import shutil
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -10,52 +18,104 @@ from s2s import tracking
 from s2s.checkpoint import load_model_file
 from s2s.cli import user_errors
 from s2s.data.dataset import read_eval_records
+from s2s.data.sources import Dataset
+from s2s.data.testsets import TestRecord, read_test_records
 from s2s.data.vocab import Vocabulary
 from s2s.evaluation import (
+    as_test_records,
     attention_heatmap,
     encode_sources,
     robustness_curve,
-    score_by_direction,
+    score_records,
     translate_ids,
     write_translations,
 )
-from s2s.io import write_json_atomic
+from s2s.io import InputError, atomic_path, write_json_atomic
+from s2s.metrics import TOKENIZED_METHOD
 from s2s.search import SearchOptions
 
 log = logging.getLogger("evaluate")
 
 
+def load_sets(prepared: Path, dataset: Dataset, split: str) -> dict[str, list[TestRecord]]:
+    """The sets to score, primary first: every test set of the data config, or the validation set."""
+    if split == "valid":
+        return {"val": as_test_records(read_eval_records(prepared / "valid.tsv"))}
+    if split != "test":
+        raise InputError(f"evaluate.split={split!r}: expected 'test' (every test set) or 'valid'")
+    return {name: read_test_records(prepared / "testsets" / f"{name}.jsonl") for name in dataset.test_set_names()}
+
+
+def check_options(cfg: DictConfig) -> None:
+    for level in cfg.evaluate.robustness_levels:
+        if not isinstance(level, int | float) or not 0.0 <= level <= 1.0:
+            raise InputError(f"evaluate.robustness_levels: {level!r} is not a noise level in [0, 1]")
+    if cfg.evaluate.heatmaps < 0:
+        raise InputError(f"evaluate.heatmaps={cfg.evaluate.heatmaps}: must be >= 0")
+
+
+def heatmaps(
+    model: Any, vocab: Vocabulary, src_ids: list[list[int]], n: int, opts: SearchOptions, folder: Path
+) -> None:
+    """Attention heatmaps of the first ``n`` sources (greedy), as ``folder/test<i>.png``."""
+    att_opts = SearchOptions(
+        beam_size=1, n_best=1, min_len=0, return_attention=True, max_len_a=opts.max_len_a, max_len_b=opts.max_len_b
+    )
+    for i, hyp in enumerate(translate_ids(model, src_ids[:n], att_opts)):
+        h = hyp[0]
+        src_pieces = [vocab.id_to_piece(t) for t in src_ids[i]] + ["</s>"]
+        out_pieces = [vocab.id_to_piece(t) for t in h.tokens] + ["</s>"]
+        attention_heatmap(
+            folder / f"test{i}.png", src_pieces, out_pieces, h.attention[: len(out_pieces), : len(src_pieces)]
+        )
+
+
+def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[dict[str, float]]) -> dict[str, float]:
+    """Flat metric names for MLflow: the primary figures, then ``<metric>_<test set>_<direction>``."""
+    flat = {k: metrics[k] for k in ("bleu", "chrf", "bleu_tok") if k in metrics}
+    for set_name, per_dir in scores.items():
+        for d, s in per_dir.items():
+            key = f"{set_name}_{d.replace('-', '_')}"
+            flat[f"bleu_{key}"], flat[f"chrf_{key}"] = s["bleu"], s["chrf"]
+            if "bleu_tok" in s:
+                flat[f"bleu_tok_{key}"] = s["bleu_tok"]
+    flat.update({f"robust_bleu_noise_{row['noise']}": row["bleu"] for row in curve})
+    return flat
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
-    prepared, reports, model_dir = (
-        Path(cfg.paths.prepared_dir),
-        Path(cfg.paths.reports_dir),
-        Path(cfg.paths.model_dir),
-    )
+    check_options(cfg)
+    prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
+    dataset = Dataset.from_config(cfg.data)
     vocab = Vocabulary(prepared / "spm.model")
-    model, payload = load_model_file(model_dir / "model.pt", prepared / "spm.model")
-    records = read_eval_records(prepared / f"{cfg.evaluate.split}.tsv")
-    tagged = bool(cfg.preprocess.reverse)
-    src_ids = encode_sources(vocab, records, tagged)
+    model, _ = load_model_file(model_dir / "model.pt", prepared / "spm.model")
+    sets = load_sets(prepared, dataset, cfg.evaluate.split)
+    tagged, cap = bool(cfg.preprocess.reverse), cfg.preprocess.filter.max_eval_pieces
     opts = SearchOptions.from_config(cfg.decode)
-    hyps = translate_ids(model, src_ids, opts, cfg.decode.batch_size)
-    texts = vocab.decode([h[0].tokens for h in hyps])
-    by_dir = score_by_direction(records, texts)
-    primary = by_dir.get(f"{cfg.data.src_lang}-{cfg.data.tgt_lang}") or next(iter(by_dir.values()))
+    forward = f"{dataset.src_lang}-{dataset.tgt_lang}"
+
+    scores, hypotheses, primary_ids = {}, {}, []
+    for name, records in sets.items():
+        src_ids = encode_sources(vocab, records, tagged, cap)
+        hyps = translate_ids(model, src_ids, opts, cfg.decode.batch_size)
+        hypotheses[name] = vocab.decode([h[0].tokens for h in hyps])
+        scores[name] = score_records(records, hypotheses[name])
+        primary_ids = primary_ids or src_ids
+    primary_name = next(iter(sets))
+    by_dir = scores[primary_name]
+    primary = by_dir.get(forward) or next(iter(by_dir.values()))
     metrics = {
-        "bleu": primary["bleu"],
-        "chrf": primary["chrf"],
-        "bleu_signature": primary["bleu_signature"],
-        "chrf_signature": primary["chrf_signature"],
-        "split": cfg.data.splits[cfg.evaluate.split],
+        **{k: primary[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature")},
+        **{k: primary[k] for k in ("bleu_tok", "bleu_tok_signature") if k in primary},
+        **({"bleu_tok_method": TOKENIZED_METHOD} if "bleu_tok" in primary else {}),
+        "split": primary_name,
         "decode": f"{cfg.decode.name} (beam {opts.beam_size})",
         "directions": by_dir,
+        "test_sets": scores,
     }
-    write_json_atomic(reports / "metrics.json", metrics)
-    write_translations(reports / "translations.tsv", records, texts)
-
-    primary_records = [r for r in records if r.direction == f"{cfg.data.src_lang}-{cfg.data.tgt_lang}"]
+    primary_records = [r for r in sets[primary_name] if r.direction == forward]
     curve = robustness_curve(
         model,
         vocab,
@@ -64,49 +124,41 @@ def main(cfg: DictConfig) -> None:
         tagged,
         cfg.seed,
         cfg.decode.batch_size,
+        cap,
     )
-    write_json_atomic(reports / "robustness.json", {"robustness": curve})
 
-    heatmaps = []
-    if cfg.evaluate.heatmaps and model.decoder.attention is not None:
-        n = min(cfg.evaluate.heatmaps, len(records))
-        att_opts = SearchOptions(
-            beam_size=1,
-            n_best=1,
-            min_len=0,
-            return_attention=True,
-            max_len_a=opts.max_len_a,
-            max_len_b=opts.max_len_b,
-        )
-        for i, hyp in enumerate(translate_ids(model, src_ids[:n], att_opts)):
-            h = hyp[0]
-            src_pieces = [vocab.id_to_piece(t) for t in src_ids[i]] + ["</s>"]
-            out_pieces = [vocab.id_to_piece(t) for t in h.tokens] + ["</s>"]
-            path = reports / "attention" / f"test{i}.png"
-            attention_heatmap(path, src_pieces, out_pieces, h.attention[: len(out_pieces), : len(src_pieces)])
-            heatmaps.append(path)
+    # publish: the old summary goes first, so a kill never leaves it beside a newer set
+    (reports / "metrics.json").unlink(missing_ok=True)
+    with atomic_path(reports / "eval", is_dir=True) as tmp:
+        write_json_atomic(tmp / "metrics.json", metrics)
+        for name, records in sets.items():
+            write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
+        write_json_atomic(tmp / "robustness.json", {"robustness": curve})
+        (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
+        if cfg.evaluate.heatmaps and model.decoder.attention is not None:
+            heatmaps(model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention")
+    with atomic_path(reports / "metrics.json") as tmp:
+        shutil.copyfile(reports / "eval" / "metrics.json", tmp)
 
-    flat = {"bleu": metrics["bleu"], "chrf": metrics["chrf"]}
-    for d, s in by_dir.items():
-        flat[f"bleu_{d.replace('-', '_')}"], flat[f"chrf_{d.replace('-', '_')}"] = s["bleu"], s["chrf"]
-    flat.update({f"robust_bleu_noise_{row['noise']}": row["bleu"] for row in curve})
+    out = reports / "eval"
     if cfg.logger.get("name", "mlflow") == "mlflow":  # never needs the run: a missing one is a warning
         tracking.log_evaluation(
             tracking.read_run_link(reports / "train_run.json"),
-            flat,
-            [(reports / n, "eval") for n in ("metrics.json", "translations.tsv", "robustness.json")]
-            + [(p, "attention") for p in heatmaps],
-            decode_name=f"{metrics['split']}/{cfg.decode.name}{opts.beam_size}",
+            mlflow_metrics(metrics, scores, curve),
+            [(out / "metrics.json", "eval"), (out / "robustness.json", "eval")]
+            + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
+            + [(p, "attention") for p in sorted((out / "attention").iterdir())],
+            decode_name=f"{cfg.decode.name}{opts.beam_size}",
             tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         )
-    log.info(
-        "%s BLEU %.2f chrF %.2f (%s)",
-        metrics["split"],
-        metrics["bleu"],
-        metrics["chrf"],
-        metrics["bleu_signature"],
-    )
+    for name, per_dir in scores.items():
+        for d, s in per_dir.items():
+            tok = f", tokenized BLEU {s['bleu_tok']:.2f}" if "bleu_tok" in s else ""
+            log.info(
+                "%s %s: BLEU %.2f chrF %.2f%s (%d references)", name, d, s["bleu"], s["chrf"], tok, s["references"]
+            )
+    log.info("signature %s", metrics["bleu_signature"])
 
 
 if __name__ == "__main__":

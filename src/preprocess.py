@@ -1,4 +1,4 @@
-"""DVC stage `preprocess`: filter, augment, train SentencePiece, encode -> data/prepared/."""
+"""DVC stage `preprocess`: split, filter, augment, train SentencePiece, encode -> data/prepared/."""
 
 import logging
 from pathlib import Path
@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from s2s.cli import user_errors
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
+from s2s.data.sources import Dataset
 from s2s.io import write_json_atomic
 
 log = logging.getLogger("preprocess")
@@ -21,16 +22,17 @@ def main(cfg: DictConfig) -> None:
     opt = PrepareOptions(
         raw_dir=cfg.paths.raw_dir,
         out_dir=cfg.paths.prepared_dir,
-        src_lang=d.src_lang,
-        tgt_lang=d.tgt_lang,
-        splits=dict(d.splits),
+        dataset=Dataset.from_config(d),
         vocab_size=p.spm.vocab_size,
         model_type=p.spm.model_type,
         character_coverage=p.spm.character_coverage,
-        max_train_pairs=d.max_train_pairs,
-        max_eval_pairs=d.max_eval_pairs,
+        input_sentence_size=p.spm.input_sentence_size,
+        shuffle_input_sentence=p.spm.shuffle_input_sentence,
+        max_train_pairs=d.get("max_train_pairs"),
+        max_eval_pairs=d.get("max_eval_pairs"),
         max_words=p.filter.max_words,
         max_pieces=p.filter.max_pieces,
+        max_eval_pieces=p.filter.max_eval_pieces,
         reverse=p.reverse,
         noise_copies=p.noise.copies,
         noise_level=p.noise.level,

@@ -32,9 +32,9 @@ def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -
     assert set(metrics["directions"]) == {"en-de", "de-en"}
     for scores in metrics["directions"].values():
         assert 0 <= scores["bleu"] <= 100 and scores["sentences"] == 100
-    with open(tmp_path / "reports/translations.tsv", encoding="utf-8") as fh:
+    with open(tmp_path / "reports/eval/translations/test_2016_flickr.tsv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert {r["direction"] for r in rows} == {"en-de", "de-en"}
     assert not any(r["source"].startswith("<2") for r in rows), "tags are not part of the shown source"
-    curve = json.loads((tmp_path / "reports/robustness.json").read_text())["robustness"]
+    curve = json.loads((tmp_path / "reports/eval/robustness.json").read_text())["robustness"]
     assert len(curve) == 4

@@ -1,4 +1,4 @@
-"""download_corpus: mirrors (folder, env var, http), checksums, resume, and nothing half-published."""
+"""download_dataset: mirrors (folder, env var, http), checksums, resume, and nothing half-published."""
 
 import functools
 import gzip
@@ -15,11 +15,10 @@ from s2s.data.corpus import (
     MIRROR_ENV,
     ChecksumError,
     SourceUnreachable,
-    download_corpus,
+    download_dataset,
     fetch_file,
-    read_parallel,
-    split_files,
 )
+from s2s.data.sources import Dataset, iter_part
 from s2s.io import InputError
 
 SPLITS = ["train", "val", "test_2016_flickr"]
@@ -47,8 +46,28 @@ def make_mirror(folder: Path, sizes=None) -> dict[str, str]:
     return files
 
 
+SOURCE = "m30k"
+
+
+def _dataset(files, mirror=None, timeout=5.0, source=UNUSED_SOURCE) -> Dataset:
+    """A Multi30k-shaped dataset: one URL source whose files are listed with their sha256."""
+    return Dataset.from_config(
+        {
+            "name": "t",
+            "src_lang": "en",
+            "tgt_lang": "de",
+            "mirror": mirror,
+            "timeout_s": timeout,
+            "sources": {SOURCE: {"url": source, "mirror_name": SOURCE, "sha256": files}},
+            "train": {"pairs": f"{SOURCE}/train"},
+            "valid": {"pairs": f"{SOURCE}/val"},
+            "test_sets": {"test_2016_flickr": {"pairs": f"{SOURCE}/test_2016_flickr"}},
+        }
+    )
+
+
 def _download(mirror, files, raw_dir, timeout=5.0, source=UNUSED_SOURCE):
-    return download_corpus(source, mirror, files, raw_dir, SPLITS, LANGS, timeout)
+    return download_dataset(_dataset(files, mirror, timeout, source), raw_dir)
 
 
 def _closed_port() -> int:
@@ -109,13 +128,14 @@ def serve():
 
 
 def _assert_raw_complete(raw_dir: Path, mirror: Path, files: dict[str, str]):
-    assert sorted(p.name for p in raw_dir.iterdir()) == sorted(files)
+    assert sorted(p.name for p in raw_dir.iterdir()) == [SOURCE]
+    assert sorted(p.name for p in (raw_dir / SOURCE).iterdir()) == sorted(files)
     for name in files:
-        assert (raw_dir / name).read_bytes() == (mirror / name).read_bytes()
+        assert (raw_dir / SOURCE / name).read_bytes() == (mirror / name).read_bytes()
 
 
 def _staging(raw_dir: Path) -> Path:
-    return raw_dir.parent / f".{raw_dir.name}.partial"
+    return raw_dir.parent / f".{raw_dir.name}.partial" / SOURCE
 
 
 # --- local folder mirror --------------------------------------------------------------------------
@@ -125,13 +145,14 @@ def test_download_from_folder_mirror(tmp_path):
     mirror = tmp_path / "mirror"
     files = make_mirror(mirror)
     raw = tmp_path / "data" / "raw"
-    counts = _download(str(mirror), files, raw)
-    assert counts == {"train": 12, "val": 4, "test_2016_flickr": 5}
+    fetched = _download(str(mirror), files, raw)
+    assert sorted(fetched[SOURCE]) == sorted(files)
     _assert_raw_complete(raw, mirror, files)
     assert not _staging(raw).exists()
     assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]  # no temp folder left
-    src, tgt = read_parallel(split_files(raw, "val", *LANGS))
-    assert src[0] == "en val sentence 0" and tgt[3] == "de val sentence 3"
+    ds = _dataset(files)
+    rows = list(iter_part(raw, ds, ds.valid))
+    assert rows[0] == ("en val sentence 0", ("de val sentence 0",)) and rows[3][1] == ("de val sentence 3",)
 
 
 def test_checksum_mismatch(tmp_path):
@@ -173,7 +194,7 @@ def test_mirror_folder_does_not_exist(tmp_path):
     missing = tmp_path / "no" / "such" / "mirror"
     raw = tmp_path / "raw"
     with pytest.raises(InputError) as info:
-        _download(str(missing), {}, raw)
+        _download(str(missing), make_mirror(tmp_path / "unused"), raw)
     msg = str(info.value)
     assert str(missing) in msg and "data.mirror" in msg
     assert not raw.exists() and not _staging(raw).exists()
@@ -196,7 +217,7 @@ def test_no_checksum_configured(tmp_path):
     files = make_mirror(mirror)
     del files["val.en.gz"]
     raw = tmp_path / "raw"
-    with pytest.raises(InputError, match=r"data\.files: no sha256 configured for val\.en\.gz"):
+    with pytest.raises(InputError, match=r"data\.valid: source 'm30k' has no file val\.en\[\.gz\].*sha256"):
         _download(str(mirror), files, raw)
     assert not raw.exists()
 
@@ -239,7 +260,7 @@ def test_env_var_mirror_missing_names_variable(tmp_path, monkeypatch):
     missing = tmp_path / "gone"
     monkeypatch.setenv(MIRROR_ENV, str(missing))
     with pytest.raises(InputError) as info:
-        _download(None, {}, tmp_path / "raw")
+        _download(None, make_mirror(tmp_path / "unused"), tmp_path / "raw")
     assert str(missing) in str(info.value) and MIRROR_ENV in str(info.value)
 
 
@@ -259,8 +280,7 @@ def test_download_from_http_mirror(tmp_path, serve):
     files = make_mirror(mirror)
     base, _ = serve(functools.partial(_QuietFolderHandler, directory=str(mirror)))
     raw = tmp_path / "raw"
-    counts = _download(base + "/", files, raw)
-    assert counts["train"] == 12
+    _download(base + "/", files, raw)
     _assert_raw_complete(raw, mirror, files)
     assert not _staging(raw).exists()
 
@@ -295,8 +315,7 @@ def test_unreachable_url_fails_fast_with_mirror_hint(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     start = time.monotonic()
     with pytest.raises(SourceUnreachable) as info:
-        download_corpus(url, None, {f"{s}.{lang}.gz": "0" * 64 for s in SPLITS for lang in LANGS},
-                        raw, SPLITS, LANGS, timeout=2.0)
+        _download(None, {f"{s}.{lang}.gz": "0" * 64 for s in SPLITS for lang in LANGS}, raw, 2.0, url)
     assert time.monotonic() - start < 10
     msg = str(info.value)
     assert url in msg and "unreachable" in msg
@@ -312,7 +331,7 @@ def test_resume_partial_download_with_range(tmp_path, serve):
     server.files = payload
     raw = tmp_path / "raw"
     staging = _staging(raw)
-    staging.mkdir()
+    staging.mkdir(parents=True)
     full = payload["train.en.gz"]
     cut = len(full) // 3
     assert cut > 0
@@ -333,7 +352,7 @@ def test_resume_ignored_by_server_restarts_cleanly(tmp_path, serve):
     base, server = serve(functools.partial(_QuietFolderHandler, directory=str(mirror)))
     raw = tmp_path / "raw"
     staging = _staging(raw)
-    staging.mkdir()
+    staging.mkdir(parents=True)
     full = (mirror / "train.en.gz").read_bytes()
     (staging / "train.en.gz.part").write_bytes(full[:10])
     _download(base, files, raw)

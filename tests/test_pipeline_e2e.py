@@ -55,12 +55,12 @@ def test_repro_writes_metrics_with_signature(project: tuple[Path, dict[str, str]
     assert 0.0 <= metrics["bleu"] <= 100.0
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert "chrf" in metrics
-    lines = (work / "reports/translations.tsv").read_text(encoding="utf-8").splitlines()
+    lines = (work / "reports/eval/translations/test_2016_flickr.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0].split("\t") == ["direction", "source", "reference", "hypothesis"]
     assert len(lines) == 1 + 100  # max_eval_pairs of the tiny preset
     assert (work / "models/model.pt").is_file()
     assert (work / "dvc.lock").is_file()
-    robustness = json.loads((work / "reports/robustness.json").read_text())["robustness"]
+    robustness = json.loads((work / "reports/eval/robustness.json").read_text())["robustness"]
     assert [r["noise"] for r in robustness] == [0.0, 0.1, 0.2, 0.3]
 
 

@@ -1,8 +1,9 @@
-"""The preprocess core on a tiny generated corpus: outputs, filtering, determinism, augmentation."""
+"""The preprocess core on a tiny generated corpus: outputs, filtering, determinism, augmentation, caps."""
 
 import gzip
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,12 @@ import pytest
 from s2s.data.dataset import ParallelData, read_eval_records
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
+from s2s.data.sources import Dataset
+from s2s.data.testsets import read_test_records
 from s2s.data.vocab import UNK_ID, Vocabulary
 from s2s.io import InputError
 
-SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+SRC = "local"  # the source folder under the raw folder, as the download stage lays it out
 N_TRAIN, N_EVAL = 300, 20
 MAX_WORDS = 20
 EMPTY_AT = (17, 150)  # planted empty pairs (one empty source, one blank target)
@@ -43,6 +46,7 @@ def raw_dir(tmp_path_factory) -> Path:
     en_words = _vocab(rng, "abcdefghijklmnopqrstuvwxyz")
     de_words = _vocab(rng, "abcdefghiklmnorstuwzäöüß")
     raw = tmp_path_factory.mktemp("raw")
+    (raw / SRC).mkdir()
     for split, n in (("train", N_TRAIN), ("val", N_EVAL), ("test_2016_flickr", N_EVAL)):
         en = [_sentence(rng, en_words) for _ in range(n)]
         de = [_sentence(rng, de_words) for _ in range(n)]
@@ -51,15 +55,34 @@ def raw_dir(tmp_path_factory) -> Path:
             de[EMPTY_AT[1]] = "   "
             en[LONG_AT[0]] = _sentence(rng, en_words, MAX_WORDS + 5, MAX_WORDS + 10)
             de[LONG_AT[1]] = _sentence(rng, de_words, MAX_WORDS + 5, MAX_WORDS + 10)
-        _write(raw / f"{split}.en.gz", en)
-        _write(raw / f"{split}.de.gz", de)
+        _write(raw / SRC / f"{split}.en.gz", en)
+        _write(raw / SRC / f"{split}.de.gz", de)
     return raw
+
+
+def dataset(raw_dir: Path, **extra) -> Dataset:
+    cfg = {
+        "name": "t",
+        "src_lang": "en",
+        "tgt_lang": "de",
+        "sources": {SRC: {"path": str(raw_dir / SRC)}},
+        "train": {"pairs": f"{SRC}/train"},
+        "valid": {"pairs": f"{SRC}/val"},
+        "test_sets": {"test_2016_flickr": {"pairs": f"{SRC}/test_2016_flickr"}},
+    }
+    cfg.update(extra)
+    return Dataset.from_config(cfg)
 
 
 def _opts(raw_dir: Path, out_dir: Path, **kw) -> PrepareOptions:
     base = dict(
-        raw_dir=str(raw_dir), out_dir=str(out_dir), src_lang="en", tgt_lang="de", splits=dict(SPLITS),
-        vocab_size=100, max_words=MAX_WORDS, max_pieces=1000, seed=1234,
+        raw_dir=str(raw_dir),
+        out_dir=str(out_dir),
+        dataset=dataset(raw_dir),
+        vocab_size=100,
+        max_words=MAX_WORDS,
+        max_pieces=1000,
+        seed=1234,
     )
     base.update(kw)
     return PrepareOptions(**base)
@@ -82,14 +105,16 @@ def plain(raw_dir, tmp_path_factory):
 def test_outputs_and_stats(plain):
     out, stats = plain
     assert sorted(os.listdir(out)) == sorted(
-        ["spm.model", "spm.vocab", "train.npz", "valid.npz", "test.npz", "valid.tsv", "test.tsv"]
+        ["spm.model", "spm.vocab", "train.npz", "valid.npz", "test.npz", "valid.tsv", "testsets"]
     )
     assert sorted(os.listdir(out.parent)) == ["prepared"]  # no temp folder left behind
     tr = stats["train"]
     assert tr["pairs_in"] == N_TRAIN
     assert tr["filtered"] == {"empty": 2, "too_long_words": 2, "too_long_pieces": 0}
     assert tr["pairs_out"] == _clean_pairs()
-    assert stats["valid"] == {"pairs": N_EVAL} and stats["test"] == {"pairs": N_EVAL}
+    assert stats["valid"] == {"pairs": N_EVAL, "truncated_sources": 0}
+    assert stats["test"] == {"pairs": N_EVAL, "name": "test_2016_flickr"}
+    assert stats["warnings"] == []
     assert stats["vocab_size"] == 100
     assert len(ParallelData.load(out / "train.npz")) == _clean_pairs()
     assert len(ParallelData.load(out / "valid.npz")) == N_EVAL
@@ -98,8 +123,8 @@ def test_outputs_and_stats(plain):
 def test_encoded_training_pairs_match_raw_text(plain, raw_dir):
     out, _ = plain
     vocab = Vocabulary(out / "spm.model")
-    en = gzip.decompress((raw_dir / "train.en.gz").read_bytes()).decode().splitlines()
-    de = gzip.decompress((raw_dir / "train.de.gz").read_bytes()).decode().splitlines()
+    en = gzip.decompress((raw_dir / SRC / "train.en.gz").read_bytes()).decode().splitlines()
+    de = gzip.decompress((raw_dir / SRC / "train.de.gz").read_bytes()).decode().splitlines()
     dropped = set(EMPTY_AT) | set(LONG_AT)
     kept = [i for i in range(N_TRAIN) if i not in dropped]
     data = ParallelData.load(out / "train.npz")
@@ -110,8 +135,8 @@ def test_encoded_training_pairs_match_raw_text(plain, raw_dir):
 def test_eval_records(plain, raw_dir):
     out, _ = plain
     records = read_eval_records(out / "valid.tsv")
-    en = gzip.decompress((raw_dir / "val.en.gz").read_bytes()).decode().splitlines()
-    de = gzip.decompress((raw_dir / "val.de.gz").read_bytes()).decode().splitlines()
+    en = gzip.decompress((raw_dir / SRC / "val.en.gz").read_bytes()).decode().splitlines()
+    de = gzip.decompress((raw_dir / SRC / "val.de.gz").read_bytes()).decode().splitlines()
     got = [(r.direction, r.source, r.reference) for r in records]
     assert got == [("en-de", s, t) for s, t in zip(en, de)]
 
@@ -128,7 +153,7 @@ def test_limits_and_piece_filter(raw_dir, tmp_path):
     data = ParallelData.load(out / "train.npz")
     assert max(data.src_lengths().max(), data.tgt_lengths().max()) <= 25
     assert len(vocab) == 100
-    assert stats["valid"]["pairs"] == 5 and len(read_eval_records(out / "test.tsv")) == 5
+    assert stats["valid"]["pairs"] == 5 and len(read_test_records(out / "testsets/test_2016_flickr.jsonl")) == 5
 
 
 def test_same_seed_is_byte_identical_and_seed_matters(raw_dir, tmp_path):
@@ -136,7 +161,9 @@ def test_same_seed_is_byte_identical_and_seed_matters(raw_dir, tmp_path):
     for name, seed in (("a", 11), ("b", 11), ("c", 12)):
         outs[name] = tmp_path / name
         prepare(_opts(raw_dir, outs[name], seed=seed, noise_copies=1, noise=NOISE))
-    for f in sorted(os.listdir(outs["a"])):
+    files = sorted(p.relative_to(outs["a"]) for p in outs["a"].rglob("*") if p.is_file())
+    assert len(files) == 7  # no temporary id files left behind
+    for f in files:
         assert (outs["a"] / f).read_bytes() == (outs["b"] / f).read_bytes(), f
     assert (outs["a"] / "train.npz").read_bytes() != (outs["c"] / "train.npz").read_bytes()
 
@@ -164,9 +191,7 @@ def test_reverse(raw_dir, tmp_path):
 
     records = read_eval_records(out / "valid.tsv")
     assert [r.direction for r in records] == ["en-de"] * N_EVAL + ["de-en"] * N_EVAL
-    assert [(r.source, r.reference) for r in records[N_EVAL:]] == [
-        (r.reference, r.source) for r in records[:N_EVAL]
-    ]
+    assert [(r.source, r.reference) for r in records[N_EVAL:]] == [(r.reference, r.source) for r in records[:N_EVAL]]
     assert not any(r.source.startswith("<2") for r in records)
     valid = ParallelData.load(out / "valid.npz")
     assert len(valid) == 2 * N_EVAL
@@ -246,10 +271,8 @@ def test_bad_noise_options(raw_dir, tmp_path, kw, option):
 
 def test_valid_sides_with_different_line_counts(raw_dir, tmp_path):
     raw = tmp_path / "raw"
-    raw.mkdir()
-    for f in raw_dir.iterdir():
-        (raw / f.name).write_bytes(f.read_bytes())
-    _write(raw / "val.de.gz", [f"zeile {i}" for i in range(N_EVAL + 3)])
+    shutil.copytree(raw_dir, raw)
+    _write(raw / SRC / "val.de.gz", [f"zeile {i}" for i in range(N_EVAL + 3)])
     out = tmp_path / "prepared"
     with pytest.raises(InputError) as info:
         prepare(_opts(raw, out))
@@ -261,11 +284,11 @@ def test_valid_sides_with_different_line_counts(raw_dir, tmp_path):
 
 def test_missing_raw_file(raw_dir, tmp_path):
     raw = tmp_path / "raw"
-    raw.mkdir()
-    for f in raw_dir.iterdir():
-        if f.name != "test_2016_flickr.de.gz":
-            (raw / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(InputError, match="test_2016_flickr.de.gz: file not found"):
+    shutil.copytree(raw_dir, raw)
+    (raw / SRC / "test_2016_flickr.de.gz").unlink()
+    with pytest.raises(
+        InputError, match=r"data.test_sets.test_2016_flickr: source 'local' has no file test_2016_flickr\.de"
+    ):
         prepare(_opts(raw, tmp_path / "prepared"))
     assert not (tmp_path / "prepared").exists()
 
@@ -274,3 +297,42 @@ def test_npz_arrays_are_int32(plain):
     out, _ = plain
     with np.load(out / "train.npz") as z:
         assert z["src"].dtype == np.int32 and z["tgt"].dtype == np.int32
+
+
+def test_a_very_long_validation_line_is_capped_and_reported(raw_dir, tmp_path):
+    """One 100,000-character validation line must not reach training's validation or evaluate whole."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir, raw)
+    en = gzip.decompress((raw / SRC / "val.en.gz").read_bytes()).decode().splitlines()
+    en[3] = ("abc defg " * 12000)[:100_000]
+    _write(raw / SRC / "val.en.gz", en)
+    out = tmp_path / "prepared"
+    stats = prepare(_opts(raw, out, max_eval_pieces=150))
+    valid = ParallelData.load(out / "valid.npz")
+    assert len(valid) == N_EVAL and int(valid.src_lengths().max()) == 150
+    assert stats["valid"]["truncated_sources"] == 1
+    assert stats["warnings"] == [
+        "1 validation source(s) longer than 150 pieces truncated (preprocess.filter.max_eval_pieces)"
+    ]
+    # the raw text is kept for scoring; evaluate applies the same cap when it encodes it
+    assert read_eval_records(out / "valid.tsv")[3].source == en[3]
+
+
+def test_spm_sample_is_bounded_and_seeded(raw_dir, tmp_path):
+    """SentencePiece sees at most input_sentence_size sentences, a seeded sample: same seed, same model."""
+    a, b, full = tmp_path / "a", tmp_path / "b", tmp_path / "full"
+    for out in (a, b):
+        prepare(_opts(raw_dir, out, input_sentence_size=200, vocab_size=60))
+    prepare(_opts(raw_dir, full, input_sentence_size=0, vocab_size=60))
+    assert (a / "spm.model").read_bytes() == (b / "spm.model").read_bytes()
+    assert (a / "spm.model").read_bytes() != (full / "spm.model").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "kw,option",
+    [({"max_eval_pieces": 0}, "preprocess.filter.max_eval_pieces"),
+     ({"input_sentence_size": -1}, "preprocess.spm.input_sentence_size")],
+)
+def test_bad_cap_options(raw_dir, tmp_path, kw, option):
+    with pytest.raises(InputError, match=option):
+        prepare(_opts(raw_dir, tmp_path / "prepared", **kw))

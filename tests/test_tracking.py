@@ -126,7 +126,7 @@ def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlf
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "spm.model", "model.pt", "curves"} <= artifacts
     child = children[0].info.run_id
-    assert {a.path for a in client.list_artifacts(child, "eval")} >= {"eval/metrics.json", "eval/translations.tsv"}
+    assert {a.path for a in client.list_artifacts(child, "eval")} >= {"eval/metrics.json", "eval/translations"}
 
 
 def test_unreachable_server_fails_fast_naming_the_uri(tiny_data: Path, tmp_path: Path) -> None:

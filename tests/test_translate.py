@@ -114,6 +114,6 @@ def test_exported_model_reproduces_the_training_validation(trained: tuple[Path, 
     validation = json.loads((reports / "validation.json").read_text())
     import csv
 
-    with open(reports / "translations.tsv", encoding="utf-8", newline="") as fh:
+    with open(reports / "eval/translations/val.tsv", encoding="utf-8", newline="") as fh:
         hyps = [row["hypothesis"] for row in csv.DictReader(fh, delimiter="\t")]
     assert hyps == validation["hypotheses"]

@@ -1,4 +1,4 @@
-"""The evaluate stage's core: decode the test set, detokenize, score with sacreBLEU, report."""
+"""The evaluate stage's core: decode each test set, detokenize, score with sacreBLEU, report."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from s2s.data.augment import tag_source
 from s2s.data.datamodule import eval_loader
 from s2s.data.dataset import EvalRecord, ParallelData
 from s2s.data.noise import NoiseConfig, noise_sentence
+from s2s.data.prepare import cap_pieces
+from s2s.data.testsets import TestRecord
 from s2s.data.vocab import Vocabulary
 from s2s.io import atomic_path
-from s2s.metrics import score_corpus
+from s2s.metrics import score_corpus, score_tokenized
 from s2s.search import Hypothesis, SearchOptions, decode
 
 
@@ -29,25 +31,43 @@ def translate_ids(
     model.eval()
     with torch.inference_mode():
         for batch in eval_loader(data, batch_size):
-            for i, hyps in zip(
-                batch.index.tolist(), decode(model, batch.src, batch.src_lengths, opts), strict=True
-            ):
+            for i, hyps in zip(batch.index.tolist(), decode(model, batch.src, batch.src_lengths, opts), strict=True):
                 out[i] = hyps
     return out  # type: ignore[return-value]
 
 
-def encode_sources(vocab: Vocabulary, records: Sequence[EvalRecord], tagged: bool) -> list[list[int]]:
+def encode_sources(
+    vocab: Vocabulary, records: Sequence[TestRecord | EvalRecord], tagged: bool, max_pieces: int | None = None
+) -> list[list[int]]:
+    """Source ids (tagged with the target language for a bidirectional model), cut to ``max_pieces``
+    as preprocess cuts validation sources: one pathological line cannot stall the beam search."""
     texts = [tag_source(r.source, r.direction.split("-")[1]) if tagged else r.source for r in records]
-    return vocab.encode(texts)
+    ids = vocab.encode(texts)
+    return [cap_pieces(x, max_pieces)[0] for x in ids] if max_pieces else ids
 
 
-def score_by_direction(records: Sequence[EvalRecord], hypotheses: Sequence[str]) -> dict[str, dict[str, Any]]:
-    groups: dict[str, tuple[list[str], list[str]]] = {}
+def as_test_records(records: Sequence[EvalRecord]) -> list[TestRecord]:
+    """Validation records (one reference) in the test-set shape."""
+    return [TestRecord(r.direction, r.source, (r.reference,)) for r in records]
+
+
+def score_records(records: Sequence[TestRecord], hypotheses: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Scores per direction: BLEU/chrF against all references, plus the tokenized BLEU where every
+    sentence has an official tokenized reference."""
+    groups: dict[str, tuple[list[str], list[TestRecord]]] = {}
     for rec, hyp in zip(records, hypotheses, strict=True):
         h, r = groups.setdefault(rec.direction, ([], []))
         h.append(hyp)
-        r.append(rec.reference)
-    return {d: score_corpus(h, r) for d, (h, r) in groups.items()}
+        r.append(rec)
+    out = {}
+    for direction, (hyps, recs) in groups.items():
+        n_refs = min(len(r.refs) for r in recs)
+        streams = [[r.refs[k] for r in recs] for k in range(n_refs)]
+        scores = score_corpus(hyps, *streams)
+        if all(r.tok_refs for r in recs):
+            scores.update(score_tokenized(hyps, [r.tok_refs[0] for r in recs], direction.split("-")[1]))
+        out[direction] = scores
+    return out
 
 
 def noise_level_config(level: float) -> NoiseConfig:
@@ -58,38 +78,43 @@ def noise_level_config(level: float) -> NoiseConfig:
 def robustness_curve(
     model: torch.nn.Module,
     vocab: Vocabulary,
-    records: Sequence[EvalRecord],
+    records: Sequence[TestRecord],
     levels: Sequence[float],
     tagged: bool,
     seed: int,
     batch_size: int,
+    max_pieces: int | None = None,
 ) -> list[dict[str, Any]]:
     """BLEU/chrF of greedy decoding with the test sources noised at each level (same seed for all)."""
     rows = []
     opts = SearchOptions(beam_size=1, n_best=1, min_len=0, length_penalty=0.0)
+    n_refs = min((len(r.refs) for r in records), default=1)
+    streams = [[r.refs[k] for r in records] for k in range(n_refs)]
     for level in levels:
         rng = random.Random(seed)
         noisy = [
-            EvalRecord(r.direction, noise_sentence(r.source, noise_level_config(level), rng)[0], r.reference)
+            TestRecord(r.direction, noise_sentence(r.source, noise_level_config(level), rng)[0], r.refs)
             for r in records
         ]
-        hyps = translate_ids(model, encode_sources(vocab, noisy, tagged), opts, batch_size)
-        scores = score_corpus(vocab.decode([h[0].tokens for h in hyps]), [r.reference for r in records])
+        hyps = translate_ids(model, encode_sources(vocab, noisy, tagged, max_pieces), opts, batch_size)
+        scores = score_corpus(vocab.decode([h[0].tokens for h in hyps]), *streams)
         rows.append({"noise": level, "bleu": scores["bleu"], "chrf": scores["chrf"]})
     return rows
 
 
-def write_translations(path: str | Path, records: Sequence[EvalRecord], hyps: Sequence[str]) -> None:
+def write_translations(path: str | Path, records: Sequence[TestRecord], hyps: Sequence[str]) -> None:
+    """direction, source, reference, hypothesis (and reference_2... for a set with several references)."""
+    n_refs = max((len(r.refs) for r in records), default=1)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(["direction", "source", "reference", "hypothesis"])
+        writer.writerow(
+            ["direction", "source", "reference", "hypothesis", *(f"reference_{k}" for k in range(2, n_refs + 1))]
+        )
         for rec, hyp in zip(records, hyps, strict=True):
-            writer.writerow([rec.direction, rec.source, rec.reference, hyp])
+            writer.writerow([rec.direction, rec.source, rec.refs[0], hyp, *rec.refs[1:]])
 
 
-def attention_heatmap(
-    path: str | Path, src_pieces: list[str], out_pieces: list[str], weights: torch.Tensor
-) -> None:
+def attention_heatmap(path: str | Path, src_pieces: list[str], out_pieces: list[str], weights: torch.Tensor) -> None:
     """Save a (output x source) attention heatmap as PNG."""
     import matplotlib
 

@@ -25,13 +25,17 @@ def train_sentencepiece(
     user_defined_symbols: Sequence[str] = (),
     seed: int = 1234,
     num_threads: int = 1,
+    input_sentence_size: int = 0,
+    shuffle_input_sentence: bool = True,
 ) -> Path:
     """Train a SentencePiece model; returns the ``.model`` path (``.vocab`` beside it).
 
     ``user_defined_symbols`` (language tags, ``<blank>``) are kept as single pieces.  The seed and a
     single thread make the model byte-identical between runs.  The sentences are streamed and the
     model returned in memory, so no file path (such as the stage's random temporary folder) ends
-    up in the model's trainer spec and breaks that.
+    up in the model's trainer spec and breaks that.  ``input_sentence_size`` (0: all) bounds the
+    sentences SentencePiece keeps, a seeded reservoir sample when ``shuffle_input_sentence``: memory
+    and time stay bounded however large the corpus.
     """
     prefix = Path(model_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +54,8 @@ def train_sentencepiece(
             eos_id=EOS_ID,
             user_defined_symbols=list(user_defined_symbols),
             num_threads=num_threads,
+            input_sentence_size=input_sentence_size,
+            shuffle_input_sentence=shuffle_input_sentence,
             minloglevel=2,
         )
     except RuntimeError as err:
