@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro tiny test lint bench
+.PHONY: setup repro tiny test lint bench params
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ lint: setup
 
 bench: setup                ## speed figures -> reports/benchmarks.json
 	python benchmarks/run_all.py
+
+params: setup               ## recompose params.yaml from conf/ (what `dvc exp run` does) after editing conf/
+	python -c "import os; from dvc.utils.hydra import compose_and_dump as c; c('params.yaml', os.path.abspath('conf'), None, 'config', os.getcwd(), [])"
