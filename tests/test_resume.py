@@ -20,8 +20,10 @@ from conftest import ROOT, copy_tiny, run_script
 
 pytestmark = pytest.mark.slow
 
-# 600 pairs / 32 per batch = 19 steps an epoch; 3 epochs; a checkpoint every 3 steps
-RUN = ["trainer.max_epochs=3", "train.save_every_n_steps=3", "logger=none"]
+# 600 pairs / 32 per batch = 19 steps an epoch; 24 steps cross one epoch end (a validation, the
+# best checkpoint, the sampler's new epoch); a checkpoint every 3 steps
+RUN = ["trainer.max_epochs=2", "trainer.max_steps=24", "train.save_every_n_steps=3", "logger=none"]
+STEPS = 24
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
@@ -74,7 +76,7 @@ def test_resume_after_sigkill_gives_identical_weights(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    assert 0 < step < 3 * 19, "the kill must come mid-run"
+    assert 0 < step < STEPS, "the kill must come mid-run"
     assert not (tmp_path / "resumed/models/model.pt").exists()
 
     # the same command again resumes from last.ckpt (optimiser, schedule, sampler position, RNG)
@@ -98,7 +100,7 @@ def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
     assert f"interrupted by {sig.name}" in output and "Traceback" not in output
     assert not (tmp_path / "models/model.pt").exists()
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    assert 0 < step < 3 * 19, "the signal must stop the run mid-way"
+    assert 0 < step < STEPS, "the signal must stop the run mid-way"
 
     result = run_script("train", *paths, *RUN)  # the SAME command
     assert "Restoring states from the checkpoint" in result.stderr or "Restored all states" in result.stderr

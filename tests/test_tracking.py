@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -45,6 +46,7 @@ def start_mlflow_server(base: Path) -> tuple[subprocess.Popen, str]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the server's workers die with it
         )
         uri = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 300  # only a server that never starts takes this long
@@ -64,18 +66,22 @@ def start_mlflow_server(base: Path) -> tuple[subprocess.Popen, str]:
                 ours = None
             if ours:
                 return proc, uri
-        proc.kill()
-        proc.wait()
+        stop(proc)
     pytest.fail("mlflow server did not start on any of 5 ports")
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """End the server and the uvicorn/job workers it spawned (one process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL also takes workers that outlive the parent
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    proc.wait()
 
 
 @pytest.fixture(scope="module")
