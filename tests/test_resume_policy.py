@@ -102,7 +102,8 @@ def test_changed_config_moves_the_resumable_checkpoint_aside(tmp_path: Path, cap
     cfg = compose_config([*BASE, "trainer.max_epochs=4"])
     decision = _decide(ckpt, ["trainer.max_epochs=4"])
     assert decision.resume_path is None and decision.start_fresh
-    assert "trainer.max_epochs 1 -> 4" in decision.reason
+    before = compose_config(BASE).trainer.max_epochs
+    assert f"trainer.max_epochs {before} -> 4" in decision.reason
     with caplog.at_level(logging.WARNING):
         resume.prepare_checkpoint_dir(
             ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), 1, is_global_zero=True
