@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, mirror_dir
-
-pytestmark = pytest.mark.slow
+from conftest import ROOT, compose_config, mirror_dir
 
 COPY = ["conf", "src", "dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvc/config", ".dvcignore"]
 SAME_BYTES = ["reports/metrics.json", "reports/translations.tsv", "data/prepared/spm.model"]
@@ -43,6 +41,14 @@ def fresh_repro(work: Path, mirror: Path) -> Path:
     return work
 
 
+def test_default_budget_is_steps_or_epochs_not_wall_clock() -> None:
+    trainer = compose_config([]).trainer
+    assert trainer.max_time is None
+    assert (trainer.max_epochs or -1) > 0 or (trainer.max_steps or -1) > 0
+    # a wall-clock budget stays an option the user chooses
+    assert compose_config(["trainer.max_time=00:00:30:00"]).trainer.max_time == "00:00:30:00"
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     mirror = mirror_dir()
@@ -52,12 +58,14 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SAME_BYTES)
 def test_outputs_are_byte_identical(two_runs: tuple[Path, Path], path: str) -> None:
     a, b = two_runs
     assert (a / path).read_bytes() == (b / path).read_bytes(), f"{path} differs between two clean runs"
 
 
+@pytest.mark.slow
 def test_model_weights_are_identical(two_runs: tuple[Path, Path]) -> None:
     a, b = (torch.load(w / "models/model.pt", map_location="cpu", weights_only=True) for w in two_runs)
     assert a["state_dict"].keys() == b["state_dict"].keys()
