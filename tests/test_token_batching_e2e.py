@@ -17,7 +17,7 @@ def test_every_epoch_is_validated_with_token_batches(tiny_data: Path, tmp_path: 
     # the settings: with them the number of batches changed from epoch to epoch, and the
     # second epoch ended before its validation (one row in valid.csv for two epochs)
     paths = copy_tiny(tiny_data, tmp_path)
-    epochs = 3
+    epochs = 2
     run_script(
         "train",
         *paths,
