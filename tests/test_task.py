@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -15,8 +13,7 @@ from s2s.data.dataset import collate
 from s2s.data.vocab import BOS_ID, PAD_ID
 from s2s.io import InputError
 from s2s.task import token_loss_sum
-
-from tiny_lightning import PerRankBatches, gradients_of, items, make_task, trainer, two_halves
+from tiny_lightning import PerRankBatches, RngProbe, gradients_of, items, make_task, trainer, two_halves
 
 
 # ---- label smoothing -----------------------------------------------------------------------------
@@ -78,3 +75,22 @@ def test_cosine_under_a_time_budget_needs_max_steps() -> None:
     # with max_steps the schedule knows where it ends
     task = _fit(max_time="00:00:30:00", max_epochs=20, max_steps=6)
     assert task.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(COSINE["min_lr"])
+
+
+# ---- exact resume: every rank its own random streams -----------------------------------------------
+def test_each_ddp_rank_restores_its_own_random_state(tmp_path: Path) -> None:
+    ckpt = tmp_path / "mid.ckpt"
+    batches = [[collate(items(10 * r + 3 * i, 3, 3 + i + r, seed=10 * r + i)) for i in range(4)] for r in range(2)]
+    ddp = {"strategy": "ddp_spawn", "devices": 2}
+    trainer(callbacks=[RngProbe(tmp_path, ckpt, save_at=2)], max_steps=3, **ddp).fit(
+        make_task(), datamodule=PerRankBatches(batches)
+    )
+    trainer(callbacks=[RngProbe(tmp_path, ckpt)], max_steps=4, **ddp).fit(
+        make_task(), datamodule=PerRankBatches(batches), ckpt_path=ckpt
+    )
+    saved = [torch.load(tmp_path / f"saved{r}.pt", weights_only=True) for r in range(2)]
+    restored = [torch.load(tmp_path / f"restored{r}.pt", weights_only=True) for r in range(2)]
+    for key in saved[0]:
+        assert not torch.equal(saved[0][key], saved[1][key]), f"{key}: the ranks' streams must differ"
+        for rank in range(2):
+            assert torch.equal(restored[rank][key], saved[rank][key]), f"rank {rank} did not restore its {key} state"

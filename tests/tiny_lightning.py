@@ -5,9 +5,11 @@ Kept in their own module (not a test file) so processes spawned by ``ddp_spawn``
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -53,7 +55,10 @@ class PerRankBatches(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: each element is already a batch, passed through unchanged
-        return DataLoader(self.batches[self.trainer.global_rank], batch_size=None)
+        # as the real loaders: a private generator, so iter() leaves the global ones alone
+        return DataLoader(
+            self.batches[self.trainer.global_rank], batch_size=None, generator=torch.Generator().manual_seed(0)
+        )
 
 
 def trainer(**kwargs: Any) -> pl.Trainer:
@@ -95,3 +100,45 @@ def gradients_of(batches: list[list[list]], out: Path, **trainer_kwargs: Any) ->
         task, datamodule=data
     )
     return torch.load(out / "grads0.pt", weights_only=True)
+
+
+def rng_snapshot() -> dict[str, torch.Tensor]:
+    """The process's CPU torch, Python and numpy generator states as tensors (easy to compare)."""
+    return {
+        "torch": torch.get_rng_state(),
+        "python": torch.tensor(random.getstate()[1]),
+        "numpy": torch.tensor([*np.random.get_state()[1].tolist(), np.random.get_state()[2]]),
+    }
+
+
+class RngProbe(pl.Callback):
+    """Records each rank's random states around an exact resume.
+
+    With ``save_at`` (the first run): each rank gets its own streams at the start, a checkpoint is
+    written after ``save_at`` steps and the states right after it go to ``out/saved{rank}.pt``.
+    Without (the resumed run): the states when the first batch starts, after the task restored
+    them, go to ``out/restored{rank}.pt``.
+    """
+
+    def __init__(self, out: Path, ckpt: Path, save_at: int | None = None):
+        self.out, self.ckpt, self.save_at = out, ckpt, save_at
+        self.recorded = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_at is not None:
+            rank = trainer.global_rank
+            torch.manual_seed(100 + rank)
+            random.seed(200 + rank)
+            np.random.seed(300 + rank)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if self.save_at is None and not self.recorded:
+            self.recorded = True
+            torch.save(rng_snapshot(), self.out / f"restored{trainer.global_rank}.pt")
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if self.save_at is not None and trainer.global_step == self.save_at:
+            trainer.save_checkpoint(self.ckpt)  # on every rank, as Lightning requires
+            torch.save(rng_snapshot(), self.out / f"saved{trainer.global_rank}.pt")
