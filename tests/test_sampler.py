@@ -72,3 +72,40 @@ def test_resume_skips_consumed_batches() -> None:
 def test_requires_a_limit() -> None:
     with pytest.raises(ValueError, match="max_tokens"):
         TokenBatchSampler(LENGTHS, max_tokens=None, max_sentences=None)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_len_is_the_number_of_batches_every_epoch(seed: int, world: int) -> None:
+    """Lightning reads ``len`` once per run: every epoch must yield exactly that many batches."""
+    lengths = np.random.default_rng(seed).integers(1, 60, size=500)
+    samplers = [
+        TokenBatchSampler(lengths, max_tokens=120, max_sentences=4, seed=seed, num_replicas=world, rank=r)
+        for r in range(world)
+    ]
+    first_len = len(samplers[0])
+    for epoch in range(12):
+        counts = set()
+        for s in samplers:
+            s.set_epoch(epoch)
+            assert len(s) == first_len, f"epoch {epoch}: len changed"
+            counts.add(len(list(s)))
+        assert counts == {first_len}, f"epoch {epoch}: ranks yielded {counts}, len says {first_len}"
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_token_batches_resume_mid_epoch_on_every_rank(world: int) -> None:
+    """A resumed rank yields exactly the rest of its epoch, then full epochs of the same length."""
+    for rank in range(world):
+        args = {"max_tokens": 120, "max_sentences": 4, "seed": 9, "num_replicas": world, "rank": rank}
+        full = TokenBatchSampler(LENGTHS, **args)
+        full.set_epoch(3)
+        expected = list(full)
+        full.set_epoch(4)
+        following = list(full)
+        resumed = TokenBatchSampler(LENGTHS, **args)
+        resumed.load_state_dict({"epoch": 3, "seed": 9}, consumed=11)
+        assert len(resumed) == len(expected)
+        assert list(resumed) == expected[11:]
+        resumed.set_epoch(4)
+        assert list(resumed) == following and len(following) == len(expected)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import Timer
 
 from s2s.build import build_model
 from s2s.data.dataset import Batch
-from s2s.data.vocab import PAD_ID
+from s2s.data.vocab import BOS_ID, PAD_ID
+from s2s.io import InputError
 from s2s.metrics import score_corpus
 from s2s.search import greedy_search
+
+log = logging.getLogger(__name__)
+
+#: ids that are never a target token: label smoothing gives them no probability
+NEVER_TARGETS = (PAD_ID, BOS_ID)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,21 +53,19 @@ class TranslationTask(pl.LightningModule):
         self.optim_cfg = optim
         self._val_hyps: list[tuple[int, list[int]]] = []
         self._val_loss = torch.zeros(2, dtype=torch.float64)
-        self._step_start = 0.0
+        self._window_tokens = 0  # target tokens of this rank since the last optimizer step
+        self._window_start: float | None = None
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # ---- training -------------------------------------------------------------------------
-    def _loss_sum(self, batch: Batch, smoothing: float) -> torch.Tensor:
+    def loss_sum(self, batch: Batch, smoothing: float) -> torch.Tensor:
+        """Summed (label-smoothed) cross-entropy of the batch's target tokens."""
         logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-        return F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)).float(),
-            batch.tgt_out.reshape(-1),
-            ignore_index=PAD_ID,
-            label_smoothing=smoothing,
-            reduction="sum",
-        )
+        return token_loss_sum(logits, batch.tgt_out, smoothing)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        self._step_start = time.perf_counter()
+        if self._window_start is None:
+            self._window_start = time.perf_counter()
         loader = self.trainer.train_dataloader
         if hasattr(loader, "consumed"):
             # a checkpoint written at the end of this batch (callbacks run before this module's
@@ -66,54 +73,87 @@ class TranslationTask(pl.LightningModule):
             loader.consumed = batch_idx + 1
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss_sum = self._loss_sum(batch, self.hparams.label_smoothing)
-        ntokens = torch.tensor(float(batch.num_target_tokens), device=loss_sum.device)
-        loss, total = distributed_token_mean(loss_sum, ntokens)
-        if not torch.isfinite(loss):
+        """The loss whose gradient, once rescaled in :meth:`on_before_optimizer_step`, is token-exact.
+
+        Lightning divides the returned loss by ``accumulate_grad_batches`` and DDP averages the
+        gradients over the ranks.  Both would weight each batch's *mean* loss equally, whatever
+        its number of target tokens.  So this returns the *summed* loss times the accumulation
+        factor, and the gradient is divided by the target tokens of the whole optimizer step (all
+        accumulated batches, all ranks) just before the step: the update is exactly that of one
+        batch holding all those tokens, as fairseq normalises.  The window's tokens are known
+        only when it ends, so the division is on the gradient, not on the loss.
+        """
+        loss_sum = self.loss_sum(batch, self.hparams.label_smoothing)
+        ntokens = batch.num_target_tokens
+        if not torch.isfinite(loss_sum):
             raise NonFiniteLossError(
-                f"non-finite training loss ({loss.item()}) at global step {self.global_step}, epoch "
+                f"non-finite training loss ({loss_sum.item()}) at global step {self.global_step}, epoch "
                 f"{self.current_epoch}, batch {batch_idx} (dataset indices {batch.index[:8].tolist()}...); "
                 "training stopped, no checkpoint was written for this step"
             )
+        self._window_tokens += ntokens
         self.log(
             "train_loss",
-            loss_sum / ntokens,
+            loss_sum.detach() / max(ntokens, 1),
             on_step=True,
             on_epoch=True,
             prog_bar=True,
-            batch_size=int(ntokens),
+            batch_size=ntokens,
         )
-        self._global_tokens = float(total)
-        return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
-        elapsed = time.perf_counter() - self._step_start
-        if elapsed > 0:
-            self.log("tokens_per_sec", self._global_tokens / elapsed, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss_sum * self.trainer.accumulate_grad_batches
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # token-exact normalisation (see training_step); runs before Lightning clips the gradients
+        tokens = torch.tensor(float(self._window_tokens), dtype=torch.float64, device=self.device)
+        total = float(self.trainer.strategy.reduce(tokens, reduce_op="sum"))
+        scale = self.trainer.world_size / max(total, 1.0)  # DDP averaged over world_size ranks
+        for param in self.parameters():
+            if param.grad is not None:
+                param.grad.mul_(scale)
+        elapsed = time.perf_counter() - (self._window_start or time.perf_counter())
+        if elapsed > 0:
+            self.log("tokens_per_sec", total / elapsed, on_step=True, on_epoch=False, prog_bar=True)
+        self._window_tokens, self._window_start = 0, None
         # linear warmup for the plateau schedule (the other schedules build it into their lambda)
         warmup = int(self.optim_cfg.get("warmup_steps", 0))
         if self.optim_cfg.get("scheduler") == "plateau" and self.global_step < warmup:
             for group in optimizer.param_groups:
                 group["lr"] = self.optim_cfg["lr"] * (self.global_step + 1) / warmup
+        self.log("lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     # ---- exact resume ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # dropout draws from the global RNGs: saving them makes a resumed run continue with the
-        # same random numbers as one that never stopped (tensors and ints: weights_only-safe)
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+        """Store every rank's random generators, so each rank resumes with its own.
+
+        Dropout draws from the global generators (CPU, and the rank's CUDA device), which differ
+        between ranks as soon as their batches differ.  Lightning calls this hook on every rank
+        but only rank 0 writes the file, so the states are gathered here, indexed by global rank.
+        """
+        local = collect_rng_states(self.device)
+        states = [local]
+        if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            states = [None] * self.trainer.world_size
+            dist.all_gather_object(states, local)
+        checkpoint["rng_states"] = {"per_rank": states}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_to_restore = checkpoint.get("rng_states")
 
     def on_train_start(self) -> None:
-        states = getattr(self, "_rng_to_restore", None)
-        if states:
-            torch.set_rng_state(states["torch"])
-            random.setstate((3, tuple(states["python"]), None))
-            self._rng_to_restore = None
+        saved, self._rng_to_restore = self._rng_to_restore, None
+        if not saved:
+            return
+        per_rank = saved.get("per_rank", [saved])  # older checkpoints: rank 0's CPU and Python only
+        rank = self.trainer.global_rank
+        if rank >= len(per_rank):
+            log.warning(
+                "rank %d: the checkpoint holds random states for %d rank(s) only; this rank continues "
+                "with fresh ones (dropout differs from an uninterrupted run)",
+                rank,
+                len(per_rank),
+            )
+            return
+        restore_rng_states(per_rank[rank], self.device)
 
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -121,7 +161,7 @@ class TranslationTask(pl.LightningModule):
         self._val_loss = torch.zeros(2, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss_sum = self._loss_sum(batch, 0.0)
+        loss_sum = self.loss_sum(batch, 0.0)
         self._val_loss += torch.stack(
             [loss_sum.double(), torch.tensor(batch.num_target_tokens, device=self.device).double()]
         )
@@ -166,6 +206,27 @@ class TranslationTask(pl.LightningModule):
         return sum(scores.values()) / len(scores)
 
     # ---- optimisation ---------------------------------------------------------------------
+    def _schedule_length(self) -> int:
+        """Optimizer steps the cosine decay spans: the run's, so it ends at ``min_lr`` when training does.
+
+        ``trainer.max_steps`` (or ``max_epochs`` times the fixed batches per epoch, whichever ends
+        first) sets it.  A time budget (``trainer.max_time``) has no known number of steps: sizing
+        from ``max_epochs`` then leaves the rate far from its floor when time runs out, so that
+        combination is refused unless ``max_steps`` says where the schedule ends.
+        """
+        if self._trainer is None:
+            return 1
+        trainer = self.trainer
+        if trainer.max_steps == -1 and _has_time_budget(trainer):
+            raise InputError(
+                "optim.scheduler=cosine cannot size its decay from trainer.max_time (a time budget has no "
+                "known number of steps): set trainer.max_steps to the steps that fit the budget"
+            )
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise InputError("optim.scheduler=cosine needs a finite run: set trainer.max_steps or trainer.max_epochs")
+        return max(1, int(total))
+
     def configure_optimizers(self) -> Any:
         cfg = self.optim_cfg
         kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -190,7 +251,7 @@ class TranslationTask(pl.LightningModule):
                 "optimizer": optimizer,
                 "lr_scheduler": {"scheduler": plateau, "monitor": "val_bleu", "interval": "epoch"},
             }
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        total = self._schedule_length() if schedule == "cosine" else 1
 
         def factor(step: int) -> float:
             if warmup and step < warmup:
@@ -210,20 +271,6 @@ class TranslationTask(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def distributed_token_mean(loss_sum: torch.Tensor, ntokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss to backpropagate, and the number of target tokens over all ranks.
-
-    Normalised by the tokens of all ranks (times the world size, which DDP's gradient averaging
-    divides out), so 2 processes x batch b give exactly the gradient of 1 process with the union
-    batch 2b, even when the ranks' batches hold different numbers of tokens.
-    """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        total = ntokens.detach().clone()
-        dist.all_reduce(total)
-        return loss_sum * dist.get_world_size() / total, total
-    return loss_sum / ntokens, ntokens
-
-
 def gather_in_order(items: list[tuple[int, list[int]]], world_size: int) -> list[list[int]]:
     """Hypotheses from every rank, ordered by dataset index (each index exactly once)."""
     if world_size > 1 and dist.is_available() and dist.is_initialized():
@@ -235,3 +282,52 @@ def gather_in_order(items: list[tuple[int, list[int]]], world_size: int) -> list
     if indices != list(range(len(indices))):
         raise RuntimeError("validation hypotheses are missing or duplicated across ranks")
     return [h for _, h in items]
+
+
+def _has_time_budget(trainer: pl.Trainer) -> bool:
+    return any(isinstance(cb, Timer) for cb in trainer.callbacks)
+
+
+def token_loss_sum(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy summed over the non-PAD targets, smoothed over the real target classes only.
+
+    With smoothing ``e`` the target distribution is ``1 - e`` on the reference plus ``e / K`` on
+    each of the ``K = V - 2`` classes that can be a target.  PAD and BOS never are (PyTorch's
+    ``label_smoothing`` would still give them ``e / V``, teaching the model to predict them);
+    like Joey NMT they get zero.  Computed in float32 whatever the autocast precision.
+    """
+    vocab = logits.size(-1)
+    logp = F.log_softmax(logits.reshape(-1, vocab).float(), dim=-1)
+    target = target.reshape(-1)
+    loss = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
+    if smoothing:
+        real = logp.sum(-1) - sum(logp[:, i] for i in NEVER_TARGETS)
+        loss = (1.0 - smoothing) * loss - smoothing * real / (vocab - len(NEVER_TARGETS))
+    return loss.masked_fill(target == PAD_ID, 0.0).sum()
+
+
+def collect_rng_states(device: torch.device) -> dict[str, Any]:
+    """This process's random generators (torch CPU, numpy, Python, and CUDA on ``device``).
+
+    Only the rank's own CUDA device is saved (not ``get_rng_state_all``): the other devices'
+    generators are unused by this rank, and a resume may see a different number of GPUs.
+    Plain types and tensors only, so checkpoints load with ``weights_only=True``.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "python": list(random.getstate()[1]),
+    }
+
+
+def restore_rng_states(states: dict[str, Any], device: torch.device) -> None:
+    """Inverse of :func:`collect_rng_states` (states saved without numpy or CUDA skip those)."""
+    torch.set_rng_state(states["torch"])
+    random.setstate((3, tuple(states["python"]), None))
+    if states.get("numpy") is not None:
+        kind, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if states.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from s2s.data.dataset import ParallelData, collate, read_eval_records
@@ -90,7 +91,11 @@ class TranslationDataModule(pl.LightningDataModule):
         )
         sampler.sampler = _EpochHook(sampler)
         return ResumableLoader(
-            self.train_data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
+            self.train_data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            generator=private_generator(self.seed),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -100,4 +105,14 @@ class TranslationDataModule(pl.LightningDataModule):
 def eval_loader(data: ParallelData, max_sentences: int, world: int = 1, rank: int = 0) -> DataLoader:
     """Batches of similar lengths, each sentence exactly once across ranks."""
     sampler = TokenBatchSampler(sequence_lengths(data), None, max_sentences, False, 0, world, rank)
-    return DataLoader(data, batch_sampler=sampler, collate_fn=collate)
+    return DataLoader(data, batch_sampler=sampler, collate_fn=collate, generator=private_generator(0))
+
+
+def private_generator(seed: int) -> torch.Generator:
+    """A DataLoader's own generator, for the workers' base seed it draws on every ``iter()``.
+
+    Without one, each ``iter(loader)`` draws from the global torch generator that dropout uses.
+    A run resumed mid-epoch makes one ``iter()`` that the uninterrupted run did not, so its
+    dropout masks would differ from there on although the generators were restored exactly.
+    """
+    return torch.Generator().manual_seed(seed)
