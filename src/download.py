@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from s2s.cli import user_errors
 from s2s.data.corpus import download_corpus
+from s2s.options import validate
 
 log = logging.getLogger("download")
 
@@ -14,6 +15,7 @@ log = logging.getLogger("download")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "download")
     d = cfg.data
     counts = download_corpus(
         d.source_url,

@@ -21,6 +21,7 @@ from s2s.evaluation import (
     write_translations,
 )
 from s2s.io import write_json_atomic
+from s2s.options import validate
 from s2s.search import SearchOptions
 
 log = logging.getLogger("evaluate")
@@ -29,6 +30,7 @@ log = logging.getLogger("evaluate")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "evaluate")
     prepared, reports, model_dir = (
         Path(cfg.paths.prepared_dir),
         Path(cfg.paths.reports_dir),

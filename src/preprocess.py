@@ -10,6 +10,7 @@ from s2s.cli import user_errors
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
 from s2s.io import write_json_atomic
+from s2s.options import validate
 
 log = logging.getLogger("preprocess")
 
@@ -17,6 +18,7 @@ log = logging.getLogger("preprocess")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "preprocess")
     d, p = cfg.data, cfg.preprocess
     opt = PrepareOptions(
         raw_dir=cfg.paths.raw_dir,

@@ -8,6 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
+from s2s.options import validate
 from s2s.training import run_training
 
 log = logging.getLogger("train")
@@ -16,6 +17,7 @@ log = logging.getLogger("train")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "train")
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         # each sweep job keeps its checkpoints and model in its own output folder
