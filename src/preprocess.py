@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from s2s.cli import user_errors
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
-from s2s.io import write_json_atomic
+from s2s.io import recover_dir, write_json_atomic
 from s2s.options import validate
 
 log = logging.getLogger("preprocess")
@@ -19,6 +19,7 @@ log = logging.getLogger("preprocess")
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "preprocess")
+    recover_dir(cfg.paths.raw_dir)  # a download killed while publishing left data/raw aside
     d, p = cfg.data, cfg.preprocess
     opt = PrepareOptions(
         raw_dir=cfg.paths.raw_dir,
