@@ -67,7 +67,11 @@ def Int(low: int | None = None, *, also: Sequence[int] = (), nullable: bool = Fa
 
 
 def Float(
-    low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
     nullable: bool = False,
 ) -> Rule:
     """A finite number in the interval given (``low_open``: ``low`` itself excluded)."""
