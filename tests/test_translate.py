@@ -299,7 +299,7 @@ def tagged_vocab(tmp_path_factory: pytest.TempPathFactory) -> Vocabulary:
 
     sentences = ["a dog runs in the park", "ein Hund rennt im Park", "two cats sleep", "zwei Katzen schlafen"] * 20
     model = train_sentencepiece(
-        sentences, tmp_path_factory.mktemp("spm") / "spm", vocab_size=40, user_defined_symbols=["<2de>", "<2en>"]
+        sentences, tmp_path_factory.mktemp("spm") / "spm", vocab_size=30, user_defined_symbols=["<2de>", "<2en>"]
     )
     return Vocabulary(model)
 

@@ -7,7 +7,6 @@ written whole under a temporary name and renamed, so an existing file is never l
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import stat
@@ -22,8 +21,6 @@ from s2s.data.vocab import UNK_ID, Vocabulary
 from s2s.evaluation import translate_ids
 from s2s.io import InputError, atomic_path, decode_lines
 from s2s.search import Hypothesis, SearchOptions
-
-log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"<2[^\s>]+>")  # the form of s2s.data.augment.lang_tag
 
@@ -180,11 +177,12 @@ class Translator:
         if cap:
             for i, seq in enumerate(ids):
                 if len(seq) > cap:
-                    log.warning(
-                        "line %d: %d source pieces, only the first %d are translated (translate.max_src_pieces)",
-                        numbers[i],
-                        len(seq),
-                        cap,
+                    # stderr, not logging: Hydra's log handler writes to stdout, the translations' stream
+                    print(
+                        f"warning: line {numbers[i]}: {len(seq)} source pieces, only the first {cap} are "
+                        "translated (translate.max_src_pieces)",
+                        file=sys.stderr,
+                        flush=True,
                     )
                     ids[i] = seq[:cap]
         return ids
