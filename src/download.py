@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from s2s.cli import user_errors
 from s2s.data.corpus import download_dataset
 from s2s.data.sources import Dataset
+from s2s.options import validate
 
 log = logging.getLogger("download")
 
@@ -15,6 +16,7 @@ log = logging.getLogger("download")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "download")
     dataset = Dataset.from_config(cfg.data)
     fetched = download_dataset(dataset, cfg.paths.raw_dir)
     for source, files in fetched.items():

@@ -32,6 +32,7 @@ from s2s.evaluation import (
 )
 from s2s.io import InputError, atomic_path, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
+from s2s.options import validate
 from s2s.search import SearchOptions
 
 log = logging.getLogger("evaluate")
@@ -86,6 +87,7 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "evaluate")
     check_options(cfg)
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
     dataset = Dataset.from_config(cfg.data)

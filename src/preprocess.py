@@ -10,7 +10,8 @@ from s2s.cli import user_errors
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
 from s2s.data.sources import Dataset
-from s2s.io import write_json_atomic
+from s2s.io import recover_dir, write_json_atomic
+from s2s.options import validate
 
 log = logging.getLogger("preprocess")
 
@@ -18,6 +19,8 @@ log = logging.getLogger("preprocess")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "preprocess")
+    recover_dir(cfg.paths.raw_dir)  # a download killed while publishing left data/raw aside
     d, p = cfg.data, cfg.preprocess
     opt = PrepareOptions(
         raw_dir=cfg.paths.raw_dir,

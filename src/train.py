@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
+from s2s.options import validate
 from s2s.training import run_training
 
 log = logging.getLogger("train")
@@ -64,6 +65,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "train")
     hc = HydraConfig.get()
     summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     if summary:

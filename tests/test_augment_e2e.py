@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from e2e_checks import assert_scores_match_translations
+
 from conftest import run_script, tiny_paths
 
 pytestmark = pytest.mark.slow
@@ -30,11 +32,28 @@ def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -
     run_script("evaluate", *paths, *aug, "logger=none", "decode=greedy")
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert set(metrics["directions"]) == {"en-de", "de-en"}
-    for scores in metrics["directions"].values():
-        assert 0 <= scores["bleu"] <= 100 and scores["sentences"] == 100
+    for direction, scores in metrics["directions"].items():
+        assert scores["sentences"] == 100
+        assert_scores_match_translations(scores, tmp_path / "reports/eval/translations/test_2016_flickr.tsv", direction)
     with open(tmp_path / "reports/eval/translations/test_2016_flickr.tsv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert {r["direction"] for r in rows} == {"en-de", "de-en"}
     assert not any(r["source"].startswith("<2") for r in rows), "tags are not part of the shown source"
     curve = json.loads((tmp_path / "reports/eval/robustness.json").read_text())["robustness"]
-    assert len(curve) == 4
+    assert [r["noise"] for r in curve] == [0.0, 0.3]  # the tiny preset's levels
+
+    # the same model and options give the same translations and scores again
+    again = tmp_path / "again"
+    run_script(
+        "evaluate",
+        *paths,
+        *aug,
+        "logger=none",
+        "decode=greedy",
+        f"paths.reports_dir={again}",
+        "evaluate.robustness_levels=[]",
+        "evaluate.heatmaps=0",
+    )
+    name = "eval/translations/test_2016_flickr.tsv"
+    assert (again / name).read_bytes() == (tmp_path / "reports" / name).read_bytes()
+    assert json.loads((again / "eval/metrics.json").read_text())["directions"] == metrics["directions"]

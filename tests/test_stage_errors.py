@@ -70,3 +70,60 @@ def test_unknown_group_option(runs):
     assert code != 0
     assert "nope" in err
     assert "Traceback" not in err
+
+
+# --- every option checked before the stage touches anything ----------------------------------------
+
+BAD_OPTIONS = [
+    ("train", "optim.name=sgd"),
+    ("train", "trainer.precision=bogus"),
+    ("train", "optim.lr=-1"),
+    ("train", "trainer.max_epochs=abc"),
+    ("train", "train.batch.max_sentences=0"),
+    ("translate", "decode.beam_size=0"),
+    ("translate", "decode.n_best=10"),
+    ("evaluate", "decode.n_best=10"),
+    ("preprocess", "preprocess.spm.vocab_size=-5"),
+    ("preprocess", "data.max_eval_pairs=-5"),
+    ("preprocess", "data.max_train_pairs=0"),
+    ("preprocess", "preprocess.noise.replace_clean=true"),
+    ("download", "data.timeout_s=-1"),
+]
+
+
+@pytest.mark.parametrize(("stage", "override"), BAD_OPTIONS, ids=[f"{s}-{o}" for s, o in BAD_OPTIONS])
+def test_bad_option_fails_first_with_one_line(tmp_path: Path, stage: str, override: str) -> None:
+    """The real script exits 2 with one line naming the option, before it touches any output: an
+    unfinished run's resume state, an existing translation and the data folders stay as they were."""
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "last.ckpt").write_bytes(b"resume state of a killed run")
+    (ckpt / "fingerprint").write_text("0123456789abcdef\n")
+    out = tmp_path / "out.txt"
+    out.write_text("an earlier translation\n")
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (ckpt / "last.ckpt", ckpt / "fingerprint", out)}
+    paths = [
+        f"paths.raw_dir={tmp_path}/raw",
+        f"paths.prepared_dir={tmp_path}/prepared",
+        f"paths.checkpoint_dir={ckpt}",
+        f"paths.model_dir={tmp_path}/models",
+        f"paths.reports_dir={tmp_path}/reports",
+        f"hydra.run.dir={tmp_path}/hydra",
+        "logger=none",
+    ]
+    if stage == "translate":
+        paths.append(f"translate.output={out}")
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, f"src/{stage}.py", *paths, override],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith(f"error: {override.split('=')[0]}="), errors[0]
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
+    for made in ("raw", "prepared", "models", "reports"):
+        assert not (tmp_path / made).exists(), made

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import zlib
@@ -18,9 +20,71 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 
 class InputError(ValueError):
     """Bad user input (a corpus file, an option): the message names the file, line or option."""
+
+
+# the steps of publishing a folder, in order; :func:`publish_hook` is called after each
+PUBLISH_STEPS = ("written", "aside", "renamed")
+
+
+def publish_hook(step: str, target: Path) -> None:
+    """Called by :func:`atomic_path` after each step of :data:`PUBLISH_STEPS`; does nothing.
+
+    It exists so that a test can stop a real stage at an exact point of its publish (for instance by
+    replacing it with a function that kills the process) instead of guessing the moment with a timer.
+    """
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _aside(target: Path) -> Path:
+    return target.parent / f".{target.name}.old"
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove the temporary siblings of ``target`` left by a killed process (its pid is in the name)."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^/]+\.tmp")
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        log.warning("removing %s, left by an interrupted run", entry)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def recover_dir(target: str | os.PathLike[str]) -> None:
+    """Finish or undo a folder publish that a killed process left half done.
+
+    The old folder set aside (``.<name>.old``) is put back when ``target`` is missing, and removed
+    when the new ``target`` is in place; temporary folders of dead processes are removed.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    aside = _aside(target)
+    if aside.exists():
+        if target.exists():
+            log.warning("removing %s: the new %s was published after it", aside, target)
+            shutil.rmtree(aside)
+        else:
+            log.warning("restoring %s from %s: its replacement was interrupted", target, aside)
+            os.replace(aside, target)
+    _remove_stale_temps(target)
 
 
 @contextlib.contextmanager
@@ -28,23 +92,39 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
     """Yield a temporary sibling path of ``target``; rename it onto ``target`` on success.
 
     On any exception the temporary file or folder is removed and ``target`` is left untouched.
+    A folder cannot be renamed over an existing one, so the old folder is first renamed aside
+    (``.<name>.old``), the new one renamed into place, then the old one removed: a kill at any
+    point leaves a complete folder (old or new) or an aside copy that the next call (or
+    :func:`recover_dir`) puts back.  Temporary names carry the process id, so a later run removes
+    what a killed one left without touching a live run's.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        recover_dir(target)
+    else:
+        _remove_stale_temps(target)
+    prefix = f".{target.name}.{os.getpid()}."
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
         tmp.chmod(0o755)
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
         tmp.chmod(0o644)
+    aside = _aside(target)
     try:
         yield tmp
         if is_dir:
+            publish_hook("written", target)
             if target.exists():
-                shutil.rmtree(target)
+                os.replace(target, aside)
+            publish_hook("aside", target)
             os.replace(tmp, target)
+            publish_hook("renamed", target)
+            if aside.exists():
+                shutil.rmtree(aside)
         else:
             os.replace(tmp, target)
     except BaseException:
@@ -52,6 +132,8 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if is_dir and aside.exists() and not target.exists():
+            os.replace(aside, target)
         raise
 
 
@@ -81,6 +163,19 @@ def read_lines(path: str | os.PathLike[str]) -> list[str]:
             raw = path.read_bytes()
     except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
         raise InputError(f"{path}: not a valid gzip file ({err})") from err
+    out = decode_lines(raw, str(path))
+    if not out:
+        raise InputError(f"{path}: file is empty")
+    return out
+
+
+def decode_lines(raw: bytes, source: str) -> list[str]:
+    """Split UTF-8 bytes into lines at ``\\n`` only (a final newline ends the last line, ``\\r\\n`` counts
+    ends the line); fail naming ``source`` and the line on invalid UTF-8.
+
+    Only ``\\n`` separates lines, unlike Python's text mode, which also splits at a lone ``\\r``
+    and so would turn one line of a parallel corpus or of a translate input into two.
+    """
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -89,9 +184,7 @@ def read_lines(path: str | os.PathLike[str]) -> list[str]:
         try:
             out.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as err:
-            raise InputError(f"{path}, line {number}: invalid UTF-8 ({err.reason} at byte {err.start})") from err
-    if not out:
-        raise InputError(f"{path}: file is empty")
+            raise InputError(f"{source}, line {number}: invalid UTF-8 ({err.reason} at byte {err.start})") from err
     return out
 
 
