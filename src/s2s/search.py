@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from s2s.device import autocast, model_device
 
 
 @dataclass
@@ -79,6 +80,7 @@ class SearchOptions:
     n_best: int = 1
     no_repeat_ngram_size: int = 0
     return_attention: bool = False
+    precision: str = "auto"  # autocast in decode(): auto = bf16 on GPUs that support it, else float32
 
     @classmethod
     def from_config(cls, cfg: Any) -> SearchOptions:
@@ -309,7 +311,20 @@ def _collect(
 def decode(
     model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
 ) -> list[list[Hypothesis]]:
-    """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search."""
+    """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search.
+
+    Runs where the model is: the sources are moved to the model's device, and the steps run
+    under autocast for ``opts.precision`` (see :mod:`s2s.device`).
+    """
+    device = model_device(model)
+    src, src_lengths = src.to(device), src_lengths.to(device)
+    with autocast(device, opts.precision):
+        return _decode(model, src, src_lengths, opts)
+
+
+def _decode(
+    model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
+) -> list[list[Hypothesis]]:
     if opts.beam_size == 1 and opts.n_best == 1 and opts.min_len == 0 and opts.no_repeat_ngram_size == 0:
         hyps = greedy_search(model, src, src_lengths, opts.max_len_a, opts.max_len_b, opts.return_attention)
         return [[h] for h in hyps]
