@@ -118,16 +118,18 @@ def beam_search(
     extensions of the live beams are ranked; extensions ending in EOS among the first ``K`` are
     finished (they never grow again), and the ``K`` best others stay live.  Scores are
     ``log p / lp(len)`` with the GNMT length penalty (``len`` includes EOS; alpha 0: raw log p).
-    A sentence is done when it holds ``K`` finished hypotheses and no live one can still beat the
-    worst of them (log p only decreases, so ``log p / lp(limit)`` bounds a live hypothesis for
-    alpha >= 0), or at its length limit ``a * src_len + b``, where every live hypothesis is
-    finished with a forced EOS.  Done sentences leave the batch, so late steps get cheaper.
+    A sentence is done when it holds ``n_best`` finished hypotheses and no live one can still beat
+    the worst of them, so its output can no longer change (log p only decreases, so
+    ``log p / lp(limit)`` bounds a live hypothesis for alpha >= 0), or at its length limit
+    ``a * src_len + b``, where every live hypothesis is finished with a forced EOS.  Done sentences
+    leave the batch, so late steps get cheaper.
     """
     beam, alpha = int(opts.beam_size), float(opts.length_penalty)
     if beam < 1:
         raise ValueError(f"beam_size={beam}: must be at least 1")
     if not 1 <= opts.n_best <= beam:
         raise ValueError(f"n_best={opts.n_best}: must be between 1 and beam_size={beam}")
+    n_best = int(opts.n_best)
     batch, device = src.size(0), src.device
     if batch == 0:
         return []
@@ -209,7 +211,9 @@ def beam_search(
         # --- which sentences are done
         best_live = live_scores.max(dim=1).values
         bound = best_live / (lp_limit if lp_limit is not None else length_penalty(t + 2, alpha))
-        worst_fin = fin_best[:, beam - 1]
+        # only the n_best best are returned: once no live hypothesis can beat the n_best-th finished
+        # one, later hypotheses cannot enter the output (ties keep the earlier one), so stop there
+        worst_fin = fin_best[:, n_best - 1]
         done = at_limit | (torch.isfinite(worst_fin) & (bound <= worst_fin))
         done |= (fin_count > 0) & ~torch.isfinite(best_live)
         if bool(done.all()):
@@ -232,7 +236,7 @@ def beam_search(
         if lp_limit is not None:
             lp_limit = lp_limit[keep]
 
-    return _collect(records, batch, opts.n_best, src_lengths)
+    return _collect(records, batch, n_best, src_lengths)
 
 
 def _state_fields(state: Any) -> set[str]:
