@@ -141,28 +141,36 @@ def beam_search(
     max_steps = int(limits.max())
     neg_inf = float("-inf")
 
-    state = state.index_select(torch.arange(batch, device=device).repeat_interleave(beam))
+    # step 0 once per sentence: all K beams start equal, so they are expanded after it
+    first_log_probs, first_state, first_weights = model.decode_step(
+        torch.full((batch,), BOS_ID, dtype=torch.long, device=device), state
+    )
+    # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
+    # removing sentences changes them, so the per-step reordering can skip copying them
+    shared = _unchanged_fields(state, first_state, _state_fields(state))
+    expand = torch.arange(batch, device=device).repeat_interleave(beam)
+    state = first_state.index_select(expand)
     sent_ids = torch.arange(batch, device=device)  # original index of each active sentence
     scores = torch.full((batch, beam), neg_inf, device=device)
     scores[:, 0] = 0.0  # only beam 0 is live at first: no duplicate hypotheses
     history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
     attn_history: torch.Tensor | None = None
-    prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
     fin_best = torch.full((batch, beam), neg_inf, device=device)  # K best finished scores per sentence
     fin_count = torch.zeros(batch, dtype=torch.long, device=device)
     # finished hypotheses, one record per step: (sentence ids, tokens, log-probs, scores, attention)
     records: list[tuple[torch.Tensor, ...]] = []
     beam_offsets = torch.arange(beam, device=device)
 
-    # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
-    # removing sentences changes them, so the per-step reordering can skip copying them
-    shared = _state_fields(state)
-
+    prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)  # step 0 ran above
     for t in range(max_steps):
         n = sent_ids.size(0)
-        before = state
-        log_probs, state, weights = model.decode_step(prev, state)
-        shared = _unchanged_fields(before, state, shared)
+        if t == 0:
+            log_probs = first_log_probs.index_select(0, expand)
+            weights = None if first_weights is None else first_weights.index_select(0, expand)
+        else:
+            before = state
+            log_probs, state, weights = model.decode_step(prev, state)
+            shared = _unchanged_fields(before, state, shared)
         vocab = log_probs.size(-1)
         log_probs = log_probs.float()
         at_limit = t >= limits - 1  # (n,)
