@@ -26,6 +26,7 @@ from s2s.build import build_model, count_parameters  # noqa: E402
 from s2s.checkpoint import load_model_file  # noqa: E402
 from s2s.data.datamodule import eval_loader  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
+from s2s.device import resolve_device  # noqa: E402
 from s2s.io import InputError  # noqa: E402
 from s2s.search import SearchOptions, decode  # noqa: E402
 
@@ -86,6 +87,8 @@ def main() -> None:
     ap.add_argument("--random-sentences", type=int, default=1000)
     ap.add_argument("--vocab", type=int, default=8000, help="vocabulary of the random model")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU) | cpu | cuda[:N]")
+    ap.add_argument("--precision", default="auto", help="auto (bf16 on GPUs that support it, else float32) | 32 | bf16")
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 
@@ -103,10 +106,11 @@ def main() -> None:
         source = f"{args.model} on {args.data}/test.npz"
     if args.limit:
         data = subset(data, args.limit)
-    model.eval()
+    device = resolve_device(args.device)
+    model.eval().to(device)  # decode() moves each batch to the model's device
 
-    greedy = SearchOptions(beam_size=1, n_best=1, length_penalty=0.0)
-    beam = SearchOptions(beam_size=args.beam, n_best=1, length_penalty=args.length_penalty)
+    greedy = SearchOptions(beam_size=1, n_best=1, length_penalty=0.0, precision=args.precision)
+    beam = SearchOptions(beam_size=args.beam, n_best=1, length_penalty=args.length_penalty, precision=args.precision)
     results = {
         "greedy_batched": run(model, data, greedy, args.batch_size),
         "beam_batched": run(model, data, beam, args.batch_size),
@@ -118,6 +122,8 @@ def main() -> None:
         "parameters": count_parameters(model),
         "sentences": len(data),
         "threads": args.threads,
+        "device": str(device),
+        "precision": args.precision,
         "batch_size": args.batch_size,
         "beam_size": args.beam,
         "length_penalty": args.length_penalty,
@@ -127,7 +133,8 @@ def main() -> None:
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
-    print(f"{source}: {len(data)} sentences, {args.threads} threads, batch {args.batch_size}, beam {args.beam}")
+    print(f"{source} on {device} ({args.precision}): {len(data)} sentences, {args.threads} threads, "
+          f"batch {args.batch_size}, beam {args.beam}")
     print(f"{'mode':<16}{'sentences':>10}{'seconds':>10}{'sent/s':>10}{'out len':>10}")
     for name, r in results.items():
         print(f"{name:<16}{r['sentences']:>10}{r['seconds']:>10.2f}{r['sentences_per_sec']:>10.1f}"

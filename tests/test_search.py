@@ -209,12 +209,18 @@ class CountingModel(nn.Module):
         return self.model.decode_step(prev, state)
 
 
+@pytest.mark.parametrize("top1", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0, 2.0])
 @pytest.mark.parametrize("beam", [2, 4])
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
-def test_early_stopping_loses_nothing(name: str, beam: int, alpha: float) -> None:
-    """The batched search, which stops sentences early, equals a reference that runs to the limit."""
-    opts = SearchOptions(beam_size=beam, n_best=beam, length_penalty=alpha, max_len_a=2.0, max_len_b=6, min_len=1)
+def test_early_stopping_loses_nothing(name: str, beam: int, alpha: float, top1: bool) -> None:
+    """The batched search, which stops sentences early, equals a reference that runs to the limit.
+
+    With n_best 1 a sentence stops as soon as its best finished hypothesis can no longer be beaten,
+    which is earlier than with n_best = K: the top-1 must still be the reference's.
+    """
+    n_best = 1 if top1 else beam
+    opts = SearchOptions(beam_size=beam, n_best=n_best, length_penalty=alpha, max_len_a=2.0, max_len_b=6, min_len=1)
     stopped_early = 0
     for seed, eos_bias in [(0, 1.0), (1, 1.0), (2, 2.5)]:
         model = make_model(name, seed=seed, eos_bias=eos_bias)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from s2s.device import autocast, model_device
 
 
 @dataclass
@@ -79,6 +80,7 @@ class SearchOptions:
     n_best: int = 1
     no_repeat_ngram_size: int = 0
     return_attention: bool = False
+    precision: str = "auto"  # autocast in decode(): auto = bf16 on GPUs that support it, else float32
 
     @classmethod
     def from_config(cls, cfg: Any) -> SearchOptions:
@@ -116,16 +118,18 @@ def beam_search(
     extensions of the live beams are ranked; extensions ending in EOS among the first ``K`` are
     finished (they never grow again), and the ``K`` best others stay live.  Scores are
     ``log p / lp(len)`` with the GNMT length penalty (``len`` includes EOS; alpha 0: raw log p).
-    A sentence is done when it holds ``K`` finished hypotheses and no live one can still beat the
-    worst of them (log p only decreases, so ``log p / lp(limit)`` bounds a live hypothesis for
-    alpha >= 0), or at its length limit ``a * src_len + b``, where every live hypothesis is
-    finished with a forced EOS.  Done sentences leave the batch, so late steps get cheaper.
+    A sentence is done when it holds ``n_best`` finished hypotheses and no live one can still beat
+    the worst of them, so its output can no longer change (log p only decreases, so
+    ``log p / lp(limit)`` bounds a live hypothesis for alpha >= 0), or at its length limit
+    ``a * src_len + b``, where every live hypothesis is finished with a forced EOS.  Done sentences
+    leave the batch, so late steps get cheaper.
     """
     beam, alpha = int(opts.beam_size), float(opts.length_penalty)
     if beam < 1:
         raise ValueError(f"beam_size={beam}: must be at least 1")
     if not 1 <= opts.n_best <= beam:
         raise ValueError(f"n_best={opts.n_best}: must be between 1 and beam_size={beam}")
+    n_best = int(opts.n_best)
     batch, device = src.size(0), src.device
     if batch == 0:
         return []
@@ -137,28 +141,36 @@ def beam_search(
     max_steps = int(limits.max())
     neg_inf = float("-inf")
 
-    state = state.index_select(torch.arange(batch, device=device).repeat_interleave(beam))
+    # step 0 once per sentence: all K beams start equal, so they are expanded after it
+    first_log_probs, first_state, first_weights = model.decode_step(
+        torch.full((batch,), BOS_ID, dtype=torch.long, device=device), state
+    )
+    # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
+    # removing sentences changes them, so the per-step reordering can skip copying them
+    shared = _unchanged_fields(state, first_state, _state_fields(state))
+    expand = torch.arange(batch, device=device).repeat_interleave(beam)
+    state = first_state.index_select(expand)
     sent_ids = torch.arange(batch, device=device)  # original index of each active sentence
     scores = torch.full((batch, beam), neg_inf, device=device)
     scores[:, 0] = 0.0  # only beam 0 is live at first: no duplicate hypotheses
     history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
     attn_history: torch.Tensor | None = None
-    prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
     fin_best = torch.full((batch, beam), neg_inf, device=device)  # K best finished scores per sentence
     fin_count = torch.zeros(batch, dtype=torch.long, device=device)
     # finished hypotheses, one record per step: (sentence ids, tokens, log-probs, scores, attention)
     records: list[tuple[torch.Tensor, ...]] = []
     beam_offsets = torch.arange(beam, device=device)
 
-    # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
-    # removing sentences changes them, so the per-step reordering can skip copying them
-    shared = _state_fields(state)
-
+    prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)  # step 0 ran above
     for t in range(max_steps):
         n = sent_ids.size(0)
-        before = state
-        log_probs, state, weights = model.decode_step(prev, state)
-        shared = _unchanged_fields(before, state, shared)
+        if t == 0:
+            log_probs = first_log_probs.index_select(0, expand)
+            weights = None if first_weights is None else first_weights.index_select(0, expand)
+        else:
+            before = state
+            log_probs, state, weights = model.decode_step(prev, state)
+            shared = _unchanged_fields(before, state, shared)
         vocab = log_probs.size(-1)
         log_probs = log_probs.float()
         at_limit = t >= limits - 1  # (n,)
@@ -207,7 +219,9 @@ def beam_search(
         # --- which sentences are done
         best_live = live_scores.max(dim=1).values
         bound = best_live / (lp_limit if lp_limit is not None else length_penalty(t + 2, alpha))
-        worst_fin = fin_best[:, beam - 1]
+        # only the n_best best are returned: once no live hypothesis can beat the n_best-th finished
+        # one, later hypotheses cannot enter the output (ties keep the earlier one), so stop there
+        worst_fin = fin_best[:, n_best - 1]
         done = at_limit | (torch.isfinite(worst_fin) & (bound <= worst_fin))
         done |= (fin_count > 0) & ~torch.isfinite(best_live)
         if bool(done.all()):
@@ -230,7 +244,7 @@ def beam_search(
         if lp_limit is not None:
             lp_limit = lp_limit[keep]
 
-    return _collect(records, batch, opts.n_best, src_lengths)
+    return _collect(records, batch, n_best, src_lengths)
 
 
 def _state_fields(state: Any) -> set[str]:
@@ -309,7 +323,20 @@ def _collect(
 def decode(
     model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
 ) -> list[list[Hypothesis]]:
-    """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search."""
+    """n-best hypotheses per sentence, best first: greedy for beam 1, else beam search.
+
+    Runs where the model is: the sources are moved to the model's device, and the steps run
+    under autocast for ``opts.precision`` (see :mod:`s2s.device`).
+    """
+    device = model_device(model)
+    src, src_lengths = src.to(device), src_lengths.to(device)
+    with autocast(device, opts.precision):
+        return _decode(model, src, src_lengths, opts)
+
+
+def _decode(
+    model: torch.nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, opts: SearchOptions
+) -> list[list[Hypothesis]]:
     if opts.beam_size == 1 and opts.n_best == 1 and opts.min_len == 0 and opts.no_repeat_ngram_size == 0:
         hyps = greedy_search(model, src, src_lengths, opts.max_len_a, opts.max_len_b, opts.return_attention)
         return [[h] for h in hyps]

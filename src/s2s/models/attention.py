@@ -39,6 +39,26 @@ class Attention(nn.Module):
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
         return context, weights
 
+    def score_all(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Scores for all target steps at once: ``query`` (B, T, Q), ``keys`` (B, S, K) -> (B, T, S).
+
+        The default runs :meth:`score` on the B * T steps as one batch; subclasses override it
+        with a cheaper form that does not copy the keys for every step.
+        """
+        batch, steps, _ = query.shape
+        src_len = keys.size(1)
+        expanded = keys.unsqueeze(1).expand(batch, steps, src_len, keys.size(-1)).reshape(batch * steps, src_len, -1)
+        return self.score(query.reshape(batch * steps, -1), expanded).view(batch, steps, src_len)
+
+    def forward_all(
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` for all target steps at once (teacher forcing when the queries do not
+        depend on earlier contexts): ``query`` (B, T, Q) -> context (B, T, M), weights (B, T, S)."""
+        scores = self.score_all(query, keys).masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, memory), weights
+
 
 class AdditiveAttention(Attention):
     """Bahdanau et al. 2015: v^T tanh(W_q q + W_k k)."""
@@ -56,6 +76,9 @@ class AdditiveAttention(Attention):
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         return self.energy(torch.tanh(self.query_layer(query).unsqueeze(1) + keys)).squeeze(-1)
 
+    def score_all(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return self.energy(torch.tanh(self.query_layer(query).unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+
 
 class DotAttention(Attention):
     """Luong et al. 2015 "dot": q . k; needs equal query and memory sizes."""
@@ -71,6 +94,9 @@ class DotAttention(Attention):
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)
 
+    def score_all(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))
+
 
 class GeneralAttention(Attention):
     """Luong et al. 2015 "general": q^T W k."""
@@ -84,6 +110,9 @@ class GeneralAttention(Attention):
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)
+
+    def score_all(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))
 
 
 class ScaledDotAttention(Attention):
@@ -101,3 +130,6 @@ class ScaledDotAttention(Attention):
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         q = self.query_layer(query).unsqueeze(-1)
         return torch.bmm(keys, q).squeeze(-1) / math.sqrt(self.dim)
+
+    def score_all(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(self.query_layer(query), keys.transpose(1, 2)) / math.sqrt(self.dim)

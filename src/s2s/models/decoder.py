@@ -39,6 +39,20 @@ class DecoderState:
         return DecoderState(**values)
 
 
+def output_layers(embedding: nn.Embedding, hidden_size: int, tie: bool) -> tuple[nn.Linear | None, nn.Linear]:
+    """The (optional) projection to the embedding size and the output layer over the vocabulary.
+
+    With ``tie`` the output layer shares the target embedding table (Press & Wolf 2017).
+    """
+    emb_size, vocab_size = embedding.embedding_dim, embedding.num_embeddings
+    if not tie:
+        return None, nn.Linear(hidden_size, vocab_size, bias=False)
+    pre_output = nn.Linear(hidden_size, emb_size, bias=False) if hidden_size != emb_size else None
+    output_layer = nn.Linear(emb_size, vocab_size, bias=False)
+    output_layer.weight = embedding.weight
+    return pre_output, output_layer
+
+
 class FirstRecurrentLayer(nn.Module):
     """The decoder's first LSTM/GRU layer, with its input projection split in two.
 
@@ -96,7 +110,7 @@ class RNNDecoder(nn.Module):
     ):
         super().__init__()
         self.embedding = embedding
-        emb_size, vocab_size = embedding.embedding_dim, embedding.num_embeddings
+        emb_size = embedding.embedding_dim
         self.attention = attention
         self.rnn_type, self.hidden_size, self.num_layers = rnn_type, hidden_size, num_layers
         self.input_feeding = input_feeding
@@ -109,15 +123,7 @@ class RNNDecoder(nn.Module):
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.att_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
         self.bridge = nn.Linear(encoder_size, hidden_size) if bridge else None
-        if tie_output:
-            self.pre_output = (
-                nn.Linear(hidden_size, emb_size, bias=False) if hidden_size != emb_size else None
-            )
-            self.output_layer = nn.Linear(emb_size, vocab_size, bias=False)
-            self.output_layer.weight = embedding.weight
-        else:
-            self.pre_output = None
-            self.output_layer = nn.Linear(hidden_size, vocab_size, bias=False)
+        self.pre_output, self.output_layer = output_layers(embedding, hidden_size, tie_output)
 
     def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
         batch = memory.size(0)
