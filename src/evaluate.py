@@ -16,12 +16,12 @@ from omegaconf import DictConfig
 
 from s2s import tracking
 from s2s.checkpoint import load_model_file
-from s2s.device import resolve_device
 from s2s.cli import user_errors
 from s2s.data.dataset import read_eval_records
 from s2s.data.sources import Dataset
 from s2s.data.testsets import TestRecord, read_test_records
 from s2s.data.vocab import Vocabulary
+from s2s.device import resolve_device
 from s2s.evaluation import (
     as_test_records,
     attention_heatmap,

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from s2s.checkpoint import load_model_file
-from s2s.device import resolve_device
 from s2s.data.augment import tag_source
 from s2s.data.vocab import UNK_ID, Vocabulary
+from s2s.device import resolve_device
 from s2s.evaluation import translate_ids
 from s2s.io import InputError, atomic_path, decode_lines
 from s2s.search import Hypothesis, SearchOptions
