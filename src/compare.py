@@ -9,7 +9,7 @@ A RUN (one trained seed of the system) is one of
   - mlflow:RUN_ID  an MLflow run (reports/eval/ logged by the evaluate stage under eval/), in the
     store of --tracking-uri / MLFLOW_TRACKING_URI / sqlite:///mlflow.db.
 The first system is the baseline unless --baseline names another.  Writes compare.md,
-compare.json and scores.csv (plot it: dvc plots show reports/compare/scores.csv -x system -y bleu)
+compare.json and scores.csv (dvc.yaml plots it: dvc plots show shows BLEU per test set and system)
 into --out-dir and, when a tracking store is configured, one MLflow run with the three files.
 Defaults live in conf/compare.yaml.  Statistics: see s2s.compare (sacreBLEU's PairedTest).
 

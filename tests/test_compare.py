@@ -220,7 +220,9 @@ def test_seeds_give_mean_and_std_and_every_pair_is_tested(runs: dict, tmp_path: 
     md = (tmp_path / "compare.md").read_text()
     assert "(std, 2 seeds)" in md and "| good | 2 |" in md
     assert f"## {KEY2} (60 sentences, 2 reference(s) each)" in md
-    plot = [r for r in csv.DictReader(open(tmp_path / "scores.csv")) if r["test_set"] == KEY]
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert len({r["label"] for r in rows}) == len(rows) == 8  # one bar each in dvc.yaml's compare plot
+    plot = [r for r in rows if r["test_set"] == KEY]
     assert [(r["system"], r["run"]) for r in plot] == [("base", "0"), ("base", "1"), ("good", "0"), ("good", "1")]
     assert float(plot[2]["bleu"]) == pytest.approx(scores[0], abs=1e-4)
 

@@ -503,17 +503,19 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-PLOT_FIELDS = ("test_set", "system", "run", "bleu", "bleu_ci95", "chrf", "chrf_ci95")
+PLOT_FIELDS = ("label", "test_set", "system", "run", "bleu", "bleu_ci95", "chrf", "chrf_ci95")
 
 
 def plot_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per (test set, system, run): the data file for ``dvc plots``."""
+    """One row per (test set, system, run): the data file for ``dvc plots``; ``label`` names the
+    row uniquely (a bar of dvc.yaml's compare plot: bars sharing a label would overlap)."""
     rows = []
     for key, data in report["test_sets"].items():
         for name, entry in data["systems"].items():
             for i, run in enumerate(entry["runs"]):
                 rows.append(
                     {
+                        "label": f"{key} | {name}[{i}]",
                         "test_set": key,
                         "system": name,
                         "run": i,
