@@ -306,6 +306,7 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
         ("fewer sentences", "not the same test sentences"),
         ("no translations", "reports/eval/metrics.json not found"),
         ("missing test set file", f"reports/eval/translations/{SECOND}.tsv not found"),
+        ("no test sets listed", "reports/eval/metrics.json lists no test_sets"),
         ("bad tsv", f"{PRIMARY}.tsv, line 3: 2 fields, expected 4"),
         ("one system", "at least two systems"),
         ("bad option", "expected NAME=RUN"),
@@ -337,6 +338,9 @@ def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case
         args = [base, f"--system=b={other}"]
     elif case == "missing test set file":
         (write_run(other, sets) / f"reports/eval/translations/{SECOND}.tsv").unlink()
+        args = [base, f"--system=b={other}"]
+    elif case == "no test sets listed":
+        (write_run(other, sets) / "reports/eval/metrics.json").write_text(json.dumps({"bleu": 1.0}))
         args = [base, f"--system=b={other}"]
     elif case == "bad tsv":
         tsv = write_run(other, sets) / f"reports/eval/translations/{PRIMARY}.tsv"

@@ -184,7 +184,7 @@ def _parse_translations(text: str, where: str, default_name: str) -> dict[str, T
         raise InputError(f"{where}, line 1: missing column(s) {', '.join(missing)} (header {header})")
     col = {name: header.index(name) for name in header}
     ref_cols = [col["reference"]] + [col[c] for c in header if c.startswith("reference_")]
-    fixed = max(col[c] for c in needed) + 1
+    fixed = max(col[c] for c in (*needed, "testset") if c in col) + 1
     groups: dict[str, tuple[list[str], list[list[str]], list[str]]] = {}
     for number, row in enumerate(rows[1:], start=2):
         if not fixed <= len(row) <= len(header):
@@ -212,15 +212,14 @@ def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
     is read too.  Adapt this function alone when evaluate writes its test sets elsewhere.
     """
     metrics = _read_json(run, EVAL_METRICS)
-    if metrics is None:
+    names = (metrics or {}).get("test_sets")
+    if not isinstance(names, dict) or not names:  # absent, or an older evaluation (MLflow: same eval/metrics.json)
         text = run.read_text(OLD_TRANSLATIONS)
         if text is None:
-            raise InputError(f"{run.label}: {EVAL_METRICS} not found (run the evaluate stage first)")
+            problem = "not found (run the evaluate stage first)" if metrics is None else "lists no test_sets"
+            raise InputError(f"{run.label}: {EVAL_METRICS} {problem}")
         name = (_read_json(run, OLD_METRICS) or {}).get("split") or "test"
         return _parse_translations(text, f"{run.label}: {OLD_TRANSLATIONS}", name)
-    names = metrics.get("test_sets")
-    if not isinstance(names, dict) or not names:
-        raise InputError(f"{run.label}: {EVAL_METRICS} has no test_sets (re-run the evaluate stage)")
     out: dict[str, TestSet] = {}
     for name in names:
         relpath = EVAL_TRANSLATIONS.format(name)
