@@ -3,13 +3,13 @@
     python src/compare.py --system attn=RUN[,RUN...] --system noattn=RUN [--baseline noattn]
 
 A RUN (one trained seed of the system) is one of
-  - a folder: a project checkout or a Hydra multirun job folder holding reports/translations.tsv
+  - a folder: a project checkout or a Hydra multirun job folder holding reports/eval/
     (its reports/ or models/ subfolder works too);
   - dvc:NAME  a DVC experiment (or any Git revision) of the project in the current folder;
-  - mlflow:RUN_ID  an MLflow run (translations logged by the evaluate stage under eval/), in the
+  - mlflow:RUN_ID  an MLflow run (reports/eval/ logged by the evaluate stage under eval/), in the
     store of --tracking-uri / MLFLOW_TRACKING_URI / sqlite:///mlflow.db.
 The first system is the baseline unless --baseline names another.  Writes compare.md,
-compare.json and scores.csv (plot it: dvc plots show reports/compare/scores.csv -x system -y bleu)
+compare.json and scores.csv (dvc.yaml plots it: dvc plots show shows BLEU per test set and system)
 into --out-dir and, when a tracking store is configured, one MLflow run with the three files.
 Defaults live in conf/compare.yaml.  Statistics: see s2s.compare (sacreBLEU's PairedTest).
 

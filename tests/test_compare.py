@@ -22,6 +22,8 @@ WORDS = (
 ).split()
 SEED = "12345"
 FAST = ["--bootstrap-samples", "200", "--ar-trials", "300", "--mlflow", "false"]
+PRIMARY, SECOND = "test_2016_flickr", "test_2017_mscoco"  # SECOND has two references per sentence
+KEY, KEY2 = f"{PRIMARY} en-de", f"{SECOND} en-de"
 
 
 def sentences(n: int = 120, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -37,15 +39,36 @@ def degrade(refs: list[str], rate: float, seed: int) -> list[str]:
     return [" ".join(rng.choice(WORDS) if rng.random() < rate else w for w in r.split()) for r in refs]
 
 
-def write_run(folder: Path, srcs: list[str], refs: list[str], hyps: list[str], split: str = "test_2016_flickr") -> Path:
-    """A run folder as the evaluate stage leaves it (reports/translations.tsv + metrics.json)."""
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
-    with open(folder / "reports/translations.tsv", "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(["direction", "source", "reference", "hypothesis"])
-        for s, r, h in zip(srcs, refs, hyps, strict=True):
-            writer.writerow(["en-de", s, r, h])
-    (folder / "reports/metrics.json").write_text(json.dumps({"split": split}))
+# {test set: (sources, reference streams, hypotheses)}
+Sets = dict[str, tuple[list[str], list[list[str]], list[str]]]
+
+
+def eval_data() -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The test sets' sources and reference streams: PRIMARY with one reference, SECOND with two."""
+    srcs, refs = sentences()
+    srcs2, refs2 = sentences(60, seed=1)
+    return {PRIMARY: (srcs, [refs]), SECOND: (srcs2, [refs2, degrade(refs2, 0.4, 99)])}
+
+
+def system_sets(rate: float, seed: int) -> Sets:
+    """A synthetic system's output on every test set (its first reference degraded at ``rate``)."""
+    return {name: (s, r, degrade(r[0], rate, seed + i)) for i, (name, (s, r)) in enumerate(eval_data().items())}
+
+
+def write_run(folder: Path, sets: Sets) -> Path:
+    """A run folder as the evaluate stage leaves it: reports/eval/metrics.json naming the test sets,
+    reports/eval/translations/<set>.tsv (reference_2... for a set with several), reports/metrics.json."""
+    (folder / "reports/eval/translations").mkdir(parents=True, exist_ok=True)
+    for name, (srcs, refs, hyps) in sets.items():
+        with open(folder / f"reports/eval/translations/{name}.tsv", "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            extra = [f"reference_{k}" for k in range(2, len(refs) + 1)]
+            writer.writerow(["direction", "source", "reference", "hypothesis", *extra])
+            for s, h, *r in zip(srcs, hyps, *refs, strict=True):
+                writer.writerow(["en-de", s, r[0], h, *r[1:]])
+    metrics = {"bleu": 0.0, "split": next(iter(sets)), "test_sets": {name: {"en-de": {}} for name in sets}}
+    (folder / "reports/eval/metrics.json").write_text(json.dumps(metrics))
+    (folder / "reports/metrics.json").write_text(json.dumps(metrics))
     return folder
 
 
@@ -70,11 +93,10 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("runs")
-    srcs, refs = sentences()
-    out = {"refs": refs}
-    systems = (("base", 0.5, 1), ("base2", 0.5, 2), ("good", 0.15, 3), ("good2", 0.15, 4), ("close", 0.48, 5))
+    out = {}
+    systems = (("base", 0.5, 1), ("base2", 0.5, 20), ("good", 0.15, 30), ("good2", 0.15, 40), ("close", 0.48, 50))
     for name, rate, seed in systems:
-        out[name] = write_run(base / name, srcs, refs, degrade(refs, rate, seed))
+        out[name] = write_run(base / name, system_sets(rate, seed))
     return out
 
 
@@ -82,13 +104,13 @@ def report_of(out_dir: Path) -> dict:
     return json.loads((out_dir / "compare.json").read_text())
 
 
-def sacrebleu_cli(ref: Path, systems: list[Path], test: str, n: int) -> list[dict[str, dict[str, float]]]:
+def sacrebleu_cli(refs: list[Path], systems: list[Path], test: str, n: int) -> list[dict[str, dict[str, float]]]:
     """Per system {"BLEU"/"chrF2": {score, p_value[, mean, ci]}} from the sacreBLEU command line.
 
     Its JSON output fails on the bootstrap's float32 means, so the bootstrap table is read from
     the text output (4 decimals); approximate randomization comes as JSON (full precision).
     """
-    cmd = [str(Path(sys.executable).parent / "sacrebleu"), str(ref), "-i", *map(str, systems),
+    cmd = [str(Path(sys.executable).parent / "sacrebleu"), *map(str, refs), "-i", *map(str, systems),
            f"--paired-{test}", f"--paired-{test}-n", str(n), "-m", "bleu", "chrf", "--no-color"]
     env = {**os.environ, "SACREBLEU_SEED": SEED}
     if test == "ar":
@@ -112,52 +134,65 @@ def sacrebleu_cli(ref: Path, systems: list[Path], test: str, n: int) -> list[dic
 
 @pytest.mark.parametrize("test", ["bs", "ar"])
 def test_paired_tests_agree_with_sacrebleu_command_line(runs: dict, tmp_path: Path, test: str) -> None:
-    """Same scores, p-values (and bootstrap means/CIs) as `sacrebleu ref -i a b c --paired-bs/-ar`, seed fixed."""
+    """Same scores, p-values (and bootstrap means/CIs) as `sacrebleu ref [ref2] -i a b c --paired-bs/-ar`,
+    seed fixed, on every test set: SECOND is scored against both of its references."""
     n = 200 if test == "bs" else 300
-    files = {}
-    for name in ("base", "close", "good"):
-        with open(runs[name] / "reports/translations.tsv", encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        files[name] = tmp_path / f"{name}.txt"
-        files[name].write_text("".join(r["hypothesis"] + "\n" for r in rows), encoding="utf-8")
-    ref = tmp_path / "ref.txt"
-    ref.write_text("".join(r + "\n" for r in runs["refs"]), encoding="utf-8")
-    expected = sacrebleu_cli(ref, list(files.values()), test, n)
+    names = ("base", "close", "good")
     out = tmp_path / "out"
-    ok(run_compare(*(f"--system={k}={runs[k]}" for k in files), "--out-dir", str(out), "--seed", SEED,
+    ok(run_compare(*(f"--system={k}={runs[k]}" for k in names), "--out-dir", str(out), "--seed", SEED,
                    "--bootstrap-samples", "200", "--ar-trials", "300", "--mlflow", "false"))
-    report = report_of(out)["test_sets"]["test_2016_flickr en-de"]["systems"]
+    report = report_of(out)["test_sets"]
+    assert list(report) == [KEY, KEY2]
     tol = 1e-4 if test == "bs" else 1e-12  # the text output's 4 decimals
-    for i, name in enumerate(files):
-        for metric, key in {"bleu": "BLEU", "chrf": "chrF2"}.items():
-            assert report[name][metric]["mean"] == pytest.approx(expected[i][key]["score"], abs=tol)
-            if test == "bs":
-                run = report[name]["runs"][0][metric]
-                assert run["ci95"] == pytest.approx(expected[i][key]["ci"], abs=tol)
-                assert run["bootstrap_mean"] == pytest.approx(expected[i][key]["mean"], abs=tol)
-            if i:
-                assert report[name]["vs_baseline"][metric][f"p_{test}_max"] == pytest.approx(
-                    expected[i][key]["p_value"], abs=tol
-                )
-    assert report["good"]["vs_baseline"]["bleu"][f"p_{test}_max"] < 0.05 < report["close"]["vs_baseline"]["bleu"][
+    for set_name, key in ((PRIMARY, KEY), (SECOND, KEY2)):
+        files = {}
+        for name in names:
+            with open(runs[name] / f"reports/eval/translations/{set_name}.tsv", encoding="utf-8", newline="") as fh:
+                rows = list(csv.DictReader(fh, delimiter="\t"))
+            files[name] = tmp_path / f"{set_name}.{name}.txt"
+            files[name].write_text("".join(r["hypothesis"] + "\n" for r in rows), encoding="utf-8")
+        refs = []
+        for k, stream in enumerate(eval_data()[set_name][1]):
+            refs.append(tmp_path / f"{set_name}.ref{k}.txt")
+            refs[-1].write_text("".join(r + "\n" for r in stream), encoding="utf-8")
+        assert len(refs) == (2 if set_name == SECOND else 1)
+        expected = sacrebleu_cli(refs, list(files.values()), test, n)
+        systems = report[key]["systems"]
+        assert report[key]["references"] == len(refs)
+        for i, name in enumerate(files):
+            for metric, cli_key in {"bleu": "BLEU", "chrf": "chrF2"}.items():
+                assert systems[name][metric]["mean"] == pytest.approx(expected[i][cli_key]["score"], abs=tol)
+                if test == "bs":
+                    run = systems[name]["runs"][0][metric]
+                    assert run["ci95"] == pytest.approx(expected[i][cli_key]["ci"], abs=tol)
+                    assert run["bootstrap_mean"] == pytest.approx(expected[i][cli_key]["mean"], abs=tol)
+                if i:
+                    assert systems[name]["vs_baseline"][metric][f"p_{test}_max"] == pytest.approx(
+                        expected[i][cli_key]["p_value"], abs=tol
+                    )
+    systems = report[KEY]["systems"]
+    assert systems["good"]["vs_baseline"]["bleu"][f"p_{test}_max"] < 0.05 < systems["close"]["vs_baseline"]["bleu"][
         f"p_{test}_max"
     ]
 
 
 def test_a_system_compared_with_itself_is_not_significant(runs: dict, tmp_path: Path) -> None:
     ok(run_compare(f"--system=a={runs['base']}", f"--system=b={runs['base']}", "--out-dir", str(tmp_path), *FAST))
-    vs = report_of(tmp_path)["test_sets"]["test_2016_flickr en-de"]["systems"]["b"]["vs_baseline"]
-    for metric in ("bleu", "chrf"):
-        assert vs[metric]["delta_mean"] == 0.0
-        assert vs[metric]["p_ar_max"] == vs[metric]["p_bs_max"] == 1.0
-        assert vs[metric]["pairs"][0]["identical"]
-        assert not vs[metric]["significant"]
+    report = report_of(tmp_path)["test_sets"]
+    assert list(report) == [KEY, KEY2]
+    for key in (KEY, KEY2):
+        vs = report[key]["systems"]["b"]["vs_baseline"]
+        for metric in ("bleu", "chrf"):
+            assert vs[metric]["delta_mean"] == 0.0
+            assert vs[metric]["p_ar_max"] == vs[metric]["p_bs_max"] == 1.0
+            assert vs[metric]["pairs"][0]["identical"]
+            assert not vs[metric]["significant"]
 
 
 def test_a_clearly_better_system_is_significant_a_close_one_is_not(runs: dict, tmp_path: Path) -> None:
     ok(run_compare(f"--system=base={runs['base']}", f"--system=good={runs['good']}",
                    f"--system=close={runs['close']}", "--out-dir", str(tmp_path), *FAST))
-    systems = report_of(tmp_path)["test_sets"]["test_2016_flickr en-de"]["systems"]
+    systems = report_of(tmp_path)["test_sets"][KEY]["systems"]
     good, close = systems["good"]["vs_baseline"], systems["close"]["vs_baseline"]
     for metric in ("bleu", "chrf"):
         assert good[metric]["delta_mean"] > 10
@@ -172,7 +207,7 @@ def test_seeds_give_mean_and_std_and_every_pair_is_tested(runs: dict, tmp_path: 
                    "--baseline", "base", "--out-dir", str(tmp_path), *FAST))
     report = report_of(tmp_path)
     assert report["baseline"] == "base"
-    systems = report["test_sets"]["test_2016_flickr en-de"]["systems"]
+    systems = report["test_sets"][KEY]["systems"]
     assert list(systems) == ["base", "good"]
     good = systems["good"]
     scores = [r["bleu"]["score"] for r in good["runs"]]
@@ -184,7 +219,10 @@ def test_seeds_give_mean_and_std_and_every_pair_is_tested(runs: dict, tmp_path: 
     assert good["vs_baseline"]["bleu"]["p_bs_max"] == max(p["p_bs"] for p in pairs)
     md = (tmp_path / "compare.md").read_text()
     assert "(std, 2 seeds)" in md and "| good | 2 |" in md
-    plot = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert f"## {KEY2} (60 sentences, 2 reference(s) each)" in md
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert len({r["label"] for r in rows}) == len(rows) == 8  # one bar each in dvc.yaml's compare plot
+    plot = [r for r in rows if r["test_set"] == KEY]
     assert [(r["system"], r["run"]) for r in plot] == [("base", "0"), ("base", "1"), ("good", "0"), ("good", "1")]
     assert float(plot[2]["bleu"]) == pytest.approx(scores[0], abs=1e-4)
 
@@ -197,20 +235,21 @@ def test_reports_folder_and_dvc_experiment_are_runs_too(runs: dict, tmp_path: Pa
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     for cmd in ([*git, "init", "-q"], ["dvc", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "good"]):
         subprocess.run(cmd, cwd=repo, env=env, check=True, timeout=120)
-    shutil.copy(runs["base"] / "reports/translations.tsv", repo / "reports/translations.tsv")
+    shutil.copytree(runs["base"] / "reports", repo / "reports", dirs_exist_ok=True)
     subprocess.run(["dvc", "exp", "save", "-n", "basexp"], cwd=repo, env=env, check=True, timeout=120,
                    capture_output=True)
-    shutil.copy(runs["good"] / "reports/translations.tsv", repo / "reports/translations.tsv")  # workspace: good
+    shutil.copytree(runs["good"] / "reports", repo / "reports", dirs_exist_ok=True)  # workspace: good
     out = tmp_path / "out"
     ok(run_compare("--system=b=dvc:basexp", f"--system=g={runs['good']}/reports", "--out-dir", str(out), *FAST,
                    cwd=repo))
-    systems = report_of(out)["test_sets"]["test_2016_flickr en-de"]["systems"]
     ref = tmp_path / "ref"
     ok(run_compare(f"--system=b={runs['base']}", f"--system=g={runs['good']}", "--out-dir", str(ref), *FAST))
-    expected = report_of(ref)["test_sets"]["test_2016_flickr en-de"]["systems"]
-    assert systems["b"]["bleu"]["mean"] == expected["b"]["bleu"]["mean"]
-    assert systems["g"]["bleu"]["mean"] == expected["g"]["bleu"]["mean"]
-    assert systems["b"]["bleu"]["mean"] < systems["g"]["bleu"]["mean"]
+    for key in (KEY, KEY2):
+        systems = report_of(out)["test_sets"][key]["systems"]
+        expected = report_of(ref)["test_sets"][key]["systems"]
+        assert systems["b"]["bleu"]["mean"] == expected["b"]["bleu"]["mean"]
+        assert systems["g"]["bleu"]["mean"] == expected["g"]["bleu"]["mean"]
+        assert systems["b"]["bleu"]["mean"] < systems["g"]["bleu"]["mean"]
     bad = run_compare("--system=b=dvc:nosuchexp", f"--system=g={runs['good']}", "--out-dir", str(out), *FAST,
                       cwd=repo)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: dvc:nosuchexp")
@@ -228,13 +267,20 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
         ids[name] = run.info.run_id
         if name == "good":  # evaluation logged as a nested run under the training run
             run = client.create_run(exp, tags={"mlflow.parentRunId": ids[name]})
-        for f in ("translations.tsv", "metrics.json"):
-            client.log_artifact(run.info.run_id, str(runs[name] / "reports" / f), "eval")
+        # as evaluate logs them: eval/metrics.json, eval/translations/<set>.tsv
+        client.log_artifact(run.info.run_id, str(runs[name] / "reports/eval/metrics.json"), "eval")
+        client.log_artifacts(run.info.run_id, str(runs[name] / "reports/eval/translations"), "eval/translations")
     out = tmp_path / "out"
     env = {"MLFLOW_TRACKING_URI": uri}
     ok(run_compare(f"--system=b=mlflow:{ids['base']}", f"--system=g=mlflow:{ids['good']}", "--out-dir", str(out),
                    "--bootstrap-samples", "200", "--ar-trials", "300", cwd=tmp_path, env=env))
-    systems = report_of(out)["test_sets"]["test_2016_flickr en-de"]["systems"]
+    report = report_of(out)["test_sets"]
+    assert list(report) == [KEY, KEY2] and report[KEY2]["references"] == 2
+    ref = tmp_path / "ref"
+    ok(run_compare(f"--system=b={runs['base']}", f"--system=g={runs['good']}", "--out-dir", str(ref), *FAST))
+    for key in (KEY, KEY2):  # the same figures as from the run folders
+        assert report[key]["systems"]["g"]["bleu"] == report_of(ref)["test_sets"][key]["systems"]["g"]["bleu"]
+    systems = report[KEY]["systems"]
     assert systems["g"]["vs_baseline"]["bleu"]["significant"]
     logged = client.get_experiment_by_name("seq2seq-compare")
     assert logged is not None
@@ -255,34 +301,52 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
     [
         ("missing folder", "folder not found"),
         ("other sentences", "not the same test sentences"),
+        ("other second reference", f"test set {KEY2}, sentence 4 differs"),
+        ("fewer references", f"test set {KEY2} has 1 reference(s) per sentence"),
         ("fewer sentences", "not the same test sentences"),
-        ("no translations", "reports/translations.tsv not found"),
-        ("bad tsv", "line 3: 2 fields, expected 4"),
+        ("no translations", "reports/eval/metrics.json not found"),
+        ("missing test set file", f"reports/eval/translations/{SECOND}.tsv not found"),
+        ("no test sets listed", "reports/eval/metrics.json lists no test_sets"),
+        ("bad tsv", f"{PRIMARY}.tsv, line 3: 2 fields, expected 4"),
         ("one system", "at least two systems"),
         ("bad option", "expected NAME=RUN"),
         ("unknown baseline", "--baseline nope"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case: str, needle: str) -> None:
-    srcs, refs = sentences()
+    sets = system_sets(0.3, 7)
+    (srcs, refs, hyps), (srcs2, refs2, hyps2) = sets[PRIMARY], sets[SECOND]
     base = f"--system=a={runs['base']}"
     other = tmp_path / "other"
     if case == "missing folder":
         args = [base, f"--system=b={tmp_path / 'nope'}"]
     elif case == "other sentences":
-        changed = list(refs)
+        changed = list(refs[0])
         changed[7] = "ein anderer satz ."
-        args = [base, f"--system=b={write_run(other, srcs, changed, refs)}"]
+        args = [base, f"--system=b={write_run(other, sets | {PRIMARY: (srcs, [changed], hyps)})}"]
+    elif case == "other second reference":
+        changed = list(refs2[1])
+        changed[3] = "ein anderer satz ."
+        args = [base, f"--system=b={write_run(other, sets | {SECOND: (srcs2, [refs2[0], changed], hyps2)})}"]
+    elif case == "fewer references":
+        args = [base, f"--system=b={write_run(other, sets | {SECOND: (srcs2, refs2[:1], hyps2)})}"]
     elif case == "fewer sentences":
-        args = [base, f"--system=b={write_run(other, srcs[:-1], refs[:-1], refs[:-1])}"]
+        fewer = (srcs[:-1], [refs[0][:-1]], hyps[:-1])
+        args = [base, f"--system=b={write_run(other, sets | {PRIMARY: fewer})}"]
     elif case == "no translations":
         other.mkdir()
         args = [base, f"--system=b={other}"]
+    elif case == "missing test set file":
+        (write_run(other, sets) / f"reports/eval/translations/{SECOND}.tsv").unlink()
+        args = [base, f"--system=b={other}"]
+    elif case == "no test sets listed":
+        (write_run(other, sets) / "reports/eval/metrics.json").write_text(json.dumps({"bleu": 1.0}))
+        args = [base, f"--system=b={other}"]
     elif case == "bad tsv":
-        write_run(other, srcs, refs, refs)
-        lines = (other / "reports/translations.tsv").read_text().splitlines()
+        tsv = write_run(other, sets) / f"reports/eval/translations/{PRIMARY}.tsv"
+        lines = tsv.read_text().splitlines()
         lines[2] = "en-de\tonly two"
-        (other / "reports/translations.tsv").write_text("\n".join(lines) + "\n")
+        tsv.write_text("\n".join(lines) + "\n")
         args = [base, f"--system=b={other}"]
     elif case == "one system":
         args = [base]
@@ -297,6 +361,21 @@ def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case
     assert lines[-1].startswith("error: ") and needle in lines[-1], result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()  # nothing written
+
+
+def test_a_run_in_the_old_single_file_layout_is_read(runs: dict, tmp_path: Path) -> None:
+    """reports/translations.tsv (+ "split" in reports/metrics.json), as evaluate wrote before reports/eval/:
+    its one test set is compared, the sets only the new run has are reported as skipped."""
+    old = tmp_path / "old"
+    (old / "reports").mkdir(parents=True)
+    shutil.copy(runs["good"] / f"reports/eval/translations/{PRIMARY}.tsv", old / "reports/translations.tsv")
+    (old / "reports/metrics.json").write_text(json.dumps({"split": PRIMARY}))
+    out = tmp_path / "out"
+    ok(run_compare(f"--system=new={runs['good']}", f"--system=old={old}/reports", "--out-dir", str(out), *FAST))
+    report = report_of(out)
+    assert list(report["test_sets"]) == [KEY] and report["skipped_test_sets"] == [KEY2]
+    vs = report["test_sets"][KEY]["systems"]["old"]["vs_baseline"]["bleu"]
+    assert vs["delta_mean"] == 0.0 and vs["pairs"][0]["identical"]
 
 
 @pytest.mark.slow
@@ -321,12 +400,17 @@ def test_two_seeds_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
     ok(run_compare(f"--system=seeds={sweep / '0'},{sweep / '1'}", f"--system=seed1={sweep / '0'}", "--out-dir",
                    str(out), *FAST))
     report = report_of(out)
-    (key,) = report["test_sets"]
-    assert key.endswith(" en-de") and report["test_sets"][key]["sentences"] == 100
-    seeds = report["test_sets"][key]["systems"]["seeds"]
-    one = [r["bleu"]["score"] for r in seeds["runs"]]
-    assert seeds["bleu"]["n"] == 2 and seeds["bleu"]["std"] is not None
-    assert report["test_sets"][key]["systems"]["seed1"]["bleu"]["mean"] == one[0]
+    evaluated = json.loads((sweep / "0/reports/eval/metrics.json").read_text())["test_sets"]
+    keys = [f"{name} {d}" for name, per_dir in evaluated.items() for d in per_dir]
+    assert list(report["test_sets"]) == keys and len(keys) > 1 and keys[0] == f"{PRIMARY} en-de"
+    assert report["test_sets"][keys[0]]["sentences"] == 100
+    for key in keys:
+        seeds = report["test_sets"][key]["systems"]["seeds"]
+        one = [r["bleu"]["score"] for r in seeds["runs"]]
+        assert seeds["bleu"]["n"] == 2 and seeds["bleu"]["std"] is not None
+        assert report["test_sets"][key]["systems"]["seed1"]["bleu"]["mean"] == one[0]
+        name, direction = key.split(" ")
+        assert round(one[0], 2) == evaluated[name][direction]["bleu"]  # the same references as evaluate
     for name in ("compare.md", "compare.json", "scores.csv"):
         assert (out / name).stat().st_size > 0
     weights = [torch_load(sweep / str(i) / "models/model.pt")["state_dict"] for i in (0, 1)]

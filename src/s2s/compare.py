@@ -3,11 +3,12 @@
 A *system* is one recipe; it has one or more *runs* (the same recipe trained with different
 seeds).  Every run is read through :class:`RunFiles` (a folder, a DVC experiment, an MLflow
 run), and :func:`test_sets_from_reports` is the one function that knows the evaluate stage's
-file layout.
+file layout (``reports/eval/``: metrics.json naming the test sets, translations/<set>.tsv).
 
 All statistics are sacreBLEU's own (``sacrebleu.significance.PairedTest``, the code behind
 ``sacrebleu --paired-bs`` / ``--paired-ar``), with the metrics configured as ``s2s.metrics``
-scores them (cased, detokenized BLEU and chrF on raw references):
+scores them (cased, detokenized BLEU and chrF on raw references, every reference stream of a
+test set that has several):
 
 - per run: the score and its 95% confidence interval from bootstrap resampling;
 - per system: mean and standard deviation over its runs (seeds);
@@ -33,8 +34,10 @@ from typing import Any, Protocol
 from s2s.io import InputError, atomic_path, write_json_atomic, write_text_atomic
 
 METRICS = ("bleu", "chrf")
-TRANSLATIONS = "reports/translations.tsv"
-METRICS_JSON = "reports/metrics.json"
+EVAL_METRICS = "reports/eval/metrics.json"
+EVAL_TRANSLATIONS = "reports/eval/translations/{}.tsv"
+OLD_TRANSLATIONS = "reports/translations.tsv"  # before reports/eval/: one file, one test set
+OLD_METRICS = "reports/metrics.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +45,7 @@ METRICS_JSON = "reports/metrics.json"
 
 
 class RunFiles(Protocol):
-    """Read access to one run's project-relative files (``reports/translations.tsv``, ...)."""
+    """Read access to one run's project-relative files (``reports/eval/metrics.json``, ...)."""
 
     label: str
 
@@ -67,7 +70,10 @@ class FolderRun:
                 "mlflow:RUN_ID for an MLflow run)"
             )
         self.label = self.label or str(self.root)
-        self.base = next((b for b in (self.root, self.root.parent) if (b / TRANSLATIONS).is_file()), self.root)
+        self.base = next(
+            (b for b in (self.root, self.root.parent) for f in (EVAL_METRICS, OLD_TRANSLATIONS) if (b / f).is_file()),
+            self.root,
+        )
 
     def read_text(self, relpath: str) -> str | None:
         path = self.base / relpath
@@ -78,8 +84,8 @@ class FolderRun:
 class DvcExperimentRun:
     """A DVC experiment (or any Git revision) of the project: its committed reports.
 
-    ``reports/translations.tsv`` and ``reports/metrics.json`` are uncached DVC outputs, so they
-    are in the experiment's Git commit; DVC resolves experiment names to that commit.
+    ``reports/eval/`` is an uncached DVC output, so it is in the experiment's Git commit; DVC
+    resolves experiment names to that commit.
     """
 
     name: str
@@ -108,7 +114,8 @@ class DvcExperimentRun:
 
 @dataclass
 class MlflowRun:
-    """An MLflow run: the evaluate stage logs ``reports/*`` under the artifact path ``eval/``."""
+    """An MLflow run: the evaluate stage logs ``reports/eval/*`` under the artifact path ``eval/``,
+    in a child run nested under the training run (or in the given run itself)."""
 
     run_id: str
     tracking_uri: str
@@ -121,7 +128,9 @@ class MlflowRun:
     def read_text(self, relpath: str) -> str | None:
         from s2s import tracking
 
-        artifact = "eval/" + Path(relpath).name
+        # reports/eval/x -> eval/x; the old layout logged reports/<file> as eval/<file>
+        new_layout = relpath.startswith("reports/eval/")
+        artifact = relpath.removeprefix("reports/") if new_layout else "eval/" + Path(relpath).name
         path = tracking.download_artifact(
             self.tracking_uri, self.run_id, artifact, self.download_dir / self.run_id
         )
@@ -143,32 +152,29 @@ def open_run(spec: str, tracking_uri: str, download_dir: Path, repo: str = ".") 
 
 @dataclass(frozen=True)
 class TestSet:
-    """One test set in one direction, as one run decoded it."""
+    """One test set in one direction, as one run decoded it: ``references`` holds one or more
+    reference streams, each aligned with ``sources`` (sacreBLEU scores against all of them)."""
 
     sources: tuple[str, ...]
-    references: tuple[str, ...]
+    references: tuple[tuple[str, ...], ...]
     hypotheses: tuple[str, ...]
 
 
-def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
-    """``{"<test set> <direction>": TestSet}`` from what the evaluate stage wrote.
-
-    Today: ``reports/translations.tsv`` (columns direction, source, reference, hypothesis, and
-    optionally testset) and the test set's name from ``reports/metrics.json`` ("split").
-    Adapt this function alone when evaluate writes its test sets elsewhere.
-    """
-    text = run.read_text(TRANSLATIONS)
+def _read_json(run: RunFiles, relpath: str) -> dict[str, Any] | None:
+    text = run.read_text(relpath)
     if text is None:
-        raise InputError(f"{run.label}: {TRANSLATIONS} not found (run the evaluate stage first)")
-    metrics_text = run.read_text(METRICS_JSON)
-    default_name = "test"
-    if metrics_text:
-        try:
-            default_name = json.loads(metrics_text).get("split") or default_name
-        except json.JSONDecodeError as err:
-            raise InputError(f"{run.label}: {METRICS_JSON} is not valid JSON ({err})") from err
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{run.label}: {relpath} is not valid JSON ({err})") from err
+
+
+def _parse_translations(text: str, where: str, default_name: str) -> dict[str, TestSet]:
+    """``{"<test set> <direction>": TestSet}`` from one translations TSV: columns direction, source,
+    reference, hypothesis, then reference_2... (a row may stop early, like evaluate's writer does
+    for a sentence with fewer references; every sentence is scored against the common number)."""
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
-    where = f"{run.label}: {TRANSLATIONS}"
     if not rows:
         raise InputError(f"{where} is empty")
     header = rows[0]
@@ -177,18 +183,51 @@ def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
     if missing:
         raise InputError(f"{where}, line 1: missing column(s) {', '.join(missing)} (header {header})")
     col = {name: header.index(name) for name in header}
-    groups: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    ref_cols = [col["reference"]] + [col[c] for c in header if c.startswith("reference_")]
+    fixed = max(col[c] for c in (*needed, "testset") if c in col) + 1
+    groups: dict[str, tuple[list[str], list[list[str]], list[str]]] = {}
     for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
+        if not fixed <= len(row) <= len(header):
             raise InputError(f"{where}, line {number}: {len(row)} fields, expected {len(header)}")
         name = row[col["testset"]] if "testset" in col else default_name
-        src, ref, hyp = groups.setdefault(f"{name} {row[col['direction']]}", ([], [], []))
+        src, refs, hyp = groups.setdefault(f"{name} {row[col['direction']]}", ([], [], []))
         src.append(row[col["source"]])
-        ref.append(row[col["reference"]])
+        refs.append([row[c] for c in ref_cols if c < len(row)])
         hyp.append(row[col["hypothesis"]])
     if not groups:
         raise InputError(f"{where} has no translations")
-    return {key: TestSet(tuple(s), tuple(r), tuple(h)) for key, (s, r, h) in groups.items()}
+    out = {}
+    for key, (s, refs, h) in groups.items():
+        n_refs = min(len(r) for r in refs)
+        out[key] = TestSet(tuple(s), tuple(tuple(r[k] for r in refs) for k in range(n_refs)), tuple(h))
+    return out
+
+
+def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
+    """``{"<test set> <direction>": TestSet}`` from what the evaluate stage wrote, primary first.
+
+    ``reports/eval/metrics.json`` names the test sets (its ``test_sets`` keys); each one's
+    sentences are in ``reports/eval/translations/<test set>.tsv``.  A run evaluated before that
+    layout (one ``reports/translations.tsv``, its set named by ``reports/metrics.json``'s "split")
+    is read too.  Adapt this function alone when evaluate writes its test sets elsewhere.
+    """
+    metrics = _read_json(run, EVAL_METRICS)
+    names = (metrics or {}).get("test_sets")
+    if not isinstance(names, dict) or not names:  # absent, or an older evaluation (MLflow: same eval/metrics.json)
+        text = run.read_text(OLD_TRANSLATIONS)
+        if text is None:
+            problem = "not found (run the evaluate stage first)" if metrics is None else "lists no test_sets"
+            raise InputError(f"{run.label}: {EVAL_METRICS} {problem}")
+        name = (_read_json(run, OLD_METRICS) or {}).get("split") or "test"
+        return _parse_translations(text, f"{run.label}: {OLD_TRANSLATIONS}", name)
+    out: dict[str, TestSet] = {}
+    for name in names:
+        relpath = EVAL_TRANSLATIONS.format(name)
+        text = run.read_text(relpath)
+        if text is None:
+            raise InputError(f"{run.label}: {relpath} not found ({EVAL_METRICS} lists test set {name})")
+        out.update(_parse_translations(text, f"{run.label}: {relpath}", name))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,7 +290,13 @@ def common_test_sets(systems: Sequence[System]) -> tuple[list[str], list[str]]:
                     f"{run.label}: test set {key} has {len(other.sources)} sentences, "
                     f"{first.label} has {len(ref.sources)}: not the same test sentences"
                 )
-            for i, (a, b) in enumerate(zip(zip(ref.sources, ref.references), zip(other.sources, other.references))):
+            if len(other.references) != len(ref.references):
+                raise InputError(
+                    f"{run.label}: test set {key} has {len(other.references)} reference(s) per sentence, "
+                    f"{first.label} has {len(ref.references)}: not the same test sentences"
+                )
+            mine, theirs = zip(ref.sources, *ref.references), zip(other.sources, *other.references)
+            for i, (a, b) in enumerate(zip(mine, theirs)):
                 if a != b:
                     raise InputError(
                         f"{run.label}: test set {key}, sentence {i + 1} differs from {first.label}: "
@@ -273,15 +318,19 @@ class Settings:
     jobs: int = 1
 
 
-def _metrics(references: Sequence[str]) -> dict[str, Any]:
-    """sacreBLEU metrics as ``s2s.metrics.score_corpus`` configures them, references cached."""
+def _metrics(references: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """sacreBLEU metrics as ``s2s.metrics.score_corpus`` configures them, every reference stream cached."""
     from sacrebleu.metrics import BLEU, CHRF
 
-    return {"bleu": BLEU(references=[list(references)]), "chrf": CHRF(references=[list(references)])}
+    streams = [list(r) for r in references]
+    return {"bleu": BLEU(references=streams), "chrf": CHRF(references=streams)}
 
 
 def _paired_test(
-    named: list[tuple[str, Sequence[str]]], references: Sequence[str], test_type: str, settings: Settings
+    named: list[tuple[str, Sequence[str]]],
+    references: Sequence[Sequence[str]],
+    test_type: str,
+    settings: Settings,
 ) -> dict[str, list[Any]]:
     """sacreBLEU's PairedTest: the first system is the baseline. Returns {metric: [Result, ...]}."""
     from sacrebleu.significance import PairedTest
@@ -296,7 +345,7 @@ def _paired_test(
 
 
 def signatures(settings: Settings) -> dict[str, str]:
-    metrics = _metrics(["a"])
+    metrics = _metrics([["a"]])
     return {name: str(m.get_signature()) for name, m in metrics.items()} | {
         "resampling": f"sacrebleu.significance.PairedTest seed:{settings.seed}|bs:{settings.bootstrap_samples}"
         f"|ar:{settings.ar_trials}"
@@ -315,7 +364,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 def compare_test_set(systems: Sequence[System], key: str, settings: Settings) -> dict[str, Any]:
     """Scores, CIs, mean ± std over runs, and paired tests against ``systems[0]`` on one test set."""
     references = systems[0].runs[0].test_sets[key].references
-    out: dict[str, Any] = {"sentences": len(references), "systems": {}}
+    out: dict[str, Any] = {"sentences": len(references[0]), "references": len(references), "systems": {}}
     for system in systems:
         runs = []
         for run in system.runs:
@@ -424,7 +473,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     ]
     for key, data in report["test_sets"].items():
         lines += [
-            f"## {key} ({data['sentences']} sentences)",
+            f"## {key} ({data['sentences']} sentences, {data.get('references', 1)} reference(s) each)",
             "",
             "| system | runs | BLEU | chrF | ΔBLEU | p BLEU (bs / ar) | ΔchrF | p chrF (bs / ar) |",
             "|---|---|---|---|---|---|---|---|",
@@ -453,17 +502,19 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-PLOT_FIELDS = ("test_set", "system", "run", "bleu", "bleu_ci95", "chrf", "chrf_ci95")
+PLOT_FIELDS = ("label", "test_set", "system", "run", "bleu", "bleu_ci95", "chrf", "chrf_ci95")
 
 
 def plot_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per (test set, system, run): the data file for ``dvc plots``."""
+    """One row per (test set, system, run): the data file for ``dvc plots``; ``label`` names the
+    row uniquely (a bar of dvc.yaml's compare plot: bars sharing a label would overlap)."""
     rows = []
     for key, data in report["test_sets"].items():
         for name, entry in data["systems"].items():
             for i, run in enumerate(entry["runs"]):
                 rows.append(
                     {
+                        "label": f"{key} | {name}[{i}]",
                         "test_set": key,
                         "system": name,
                         "run": i,
