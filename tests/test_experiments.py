@@ -6,6 +6,7 @@ module; each test runs real `dvc` commands in it against the corpus mirror.
 
 from __future__ import annotations
 
+import csv
 import getpass
 import json
 import os
@@ -76,8 +77,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tiny_baseline_translates_and_scores_above_zero(project: Path) -> None:
     assert json.loads((project / "reports/metrics.json").read_text())["bleu"] > 0
-    rows = (project / "reports/translations.tsv").read_text().splitlines()[1:]
-    hyps = [row.split("\t")[-1] for row in rows]
+    with open(project / "reports/eval/translations/test_2016_flickr.tsv", encoding="utf-8", newline="") as fh:
+        hyps = [row["hypothesis"] for row in csv.DictReader(fh, delimiter="\t")]
     assert hyps and sum(bool(h.strip()) for h in hyps) == len(hyps), hyps[:5]
 
 
