@@ -109,3 +109,10 @@ def copy_tiny(tiny_data: Path, dest: Path) -> list[str]:
 
     shutil.copytree(tiny_data / "prepared", dest / "prepared")
     return tiny_paths(dest)
+
+
+def compose_params(project: Path, overrides: list[str]) -> None:
+    """Write ``project/params.yaml`` as `dvc exp run -S ...` would: ``conf/`` composed with overrides."""
+    from dvc.utils.hydra import compose_and_dump
+
+    compose_and_dump(str(project / "params.yaml"), str(project / "conf"), None, "config", str(project), overrides)

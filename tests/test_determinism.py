@@ -7,6 +7,7 @@ checks the property on the tiny preset, whose budget is one epoch.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, compose_config, mirror_dir
+from conftest import ROOT, compose_config, compose_params, mirror_dir
 
 COPY = ["conf", "src", "dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvc/config", ".dvcignore"]
 SAME_BYTES = [
@@ -35,8 +36,7 @@ def fresh_repro(work: Path, mirror: Path) -> Path:
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest)
-    params = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(params.replace("preset: cpu ", "preset: tiny "))
+    compose_params(work, ["preset=tiny"])
     env = {**os.environ, "S2S_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
     env.pop("HYDRA_FULL_ERROR", None)
     git = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
@@ -77,4 +77,5 @@ def test_model_weights_are_identical(two_runs: tuple[Path, Path]) -> None:
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), f"weight {name} differs between two clean runs"
     # the runs are separate (each its own MLflow run), so nothing above is a shared file
-    assert (two_runs[0] / "models/run.json").read_text() != (two_runs[1] / "models/run.json").read_text()
+    run_ids = [json.loads((w / "reports/train_run.json").read_text())["run_id"] for w in two_runs]
+    assert run_ids[0] and run_ids[0] != run_ids[1]

@@ -12,7 +12,7 @@ import pytest
 
 from e2e_checks import assert_scores_match_translations
 
-from conftest import ROOT, mirror_dir
+from conftest import ROOT, compose_params, mirror_dir
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +37,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest)
-    params = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(params.replace("preset: cpu ", "preset: tiny "))
+    compose_params(work, ["preset=tiny"])
     env = {**os.environ, "S2S_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
     env.pop("HYDRA_FULL_ERROR", None)
     git = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
@@ -77,7 +76,7 @@ def test_changing_a_decode_parameter_reruns_only_evaluate(project: tuple[Path, d
     status = run(["dvc", "status"], work, env).stdout
     assert "changed" not in status
     params = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(params.replace("decode: beam ", "decode: greedy "))
+    compose_params(work, ["preset=tiny", "decode=greedy"])
     try:
         out = run(["dvc", "repro", "--dry"], work, env).stdout
         assert "Running stage 'evaluate'" in out
