@@ -152,7 +152,7 @@ def main(cfg: DictConfig) -> None:
             [(out / "metrics.json", "eval"), (out / "robustness.json", "eval")]
             + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
             + [(p, "attention") for p in sorted((out / "attention").iterdir())],
-            decode_name=f"{cfg.decode.name}{opts.beam_size}",
+            decode_name=f"{primary_name}/{cfg.decode.name}{opts.beam_size}",
             tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         )
