@@ -239,6 +239,9 @@ def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
         time.sleep(2)
     assert status.count("Success") >= 2, status
     new = [r for r in mlflow_runs(project / "mlflow.db") if r["id"] not in before]
+    evaluations = [r for r in new if "mlflow.parentRunId" in r["tags"]]  # one nested run per evaluation
+    new = [r for r in new if r not in evaluations]
+    assert len(evaluations) == 2 and {r["tags"]["mlflow.parentRunId"] for r in evaluations} == {r["id"] for r in new}
     assert sorted(r["params"]["optim.lr"] for r in new) == ["0.002", "0.004"]
     names = json.dumps(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
     for run in new:
