@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, copy_tiny, run_script
+from conftest import ROOT, compose_config, copy_tiny, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,7 @@ def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlf
     # the resolved config, flattened
     assert params["model.encoder.hidden_size"] == "32"
     assert params["model.name"] == "bilstm_attn"
-    assert params["optim.lr"] == "0.001"
+    assert params["optim.lr"] == str(compose_config(["preset=tiny"]).optim.lr)
     assert int(params["parameters"]) > 0
     # metric histories
     assert len(client.get_metric_history(run_id, "train_loss_step")) >= 2
