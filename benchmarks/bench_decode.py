@@ -24,8 +24,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from s2s.build import build_model, count_parameters  # noqa: E402
 from s2s.checkpoint import load_model_file  # noqa: E402
-from s2s.data.datamodule import eval_loader  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
+from s2s.data.loaders import eval_loader  # noqa: E402
 from s2s.device import resolve_device  # noqa: E402
 from s2s.io import InputError  # noqa: E402
 from s2s.search import SearchOptions, decode  # noqa: E402

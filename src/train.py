@@ -16,7 +16,6 @@ from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
 from s2s.options import validate
-from s2s.training import run_training
 
 log = logging.getLogger("train")
 
@@ -57,6 +56,8 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
     launch_env = dict(os.environ)
     try:
+        from s2s.training import run_training
+
         return run_training(cfg)
     finally:
         end_distributed_job(launch_env)
@@ -66,6 +67,9 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "train")
+    # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
+    from s2s.training import run_training
+
     hc = HydraConfig.get()
     summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     if summary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -105,10 +106,27 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def copy_tiny(tiny_data: Path, dest: Path) -> list[str]:
     """A private copy of the tiny prepared data for one test; returns its path overrides."""
-    import shutil
-
     shutil.copytree(tiny_data / "prepared", dest / "prepared")
     return tiny_paths(dest)
+
+
+# Tests about plumbing, not quality, train this long: every per-epoch path (validation, checkpoint,
+# schedule, curves) runs twice, at a tenth of the tiny preset's 20 epochs.
+SHORT_TRAINING = "trainer.max_epochs=2"
+
+
+def copy_project(dest: Path, *, skip: tuple[str, ...] = ("reports/", "benchmarks/")) -> Path:
+    """The project as a fresh clone of the working tree would hold it (tracked and new files, not
+    ignored ones), at ``dest``; paths starting with ``skip`` are left out."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in files:
+        if name.startswith(skip) or not (ROOT / name).is_file():
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    return dest
 
 
 def compose_params(project: Path, overrides: list[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from e2e_checks import assert_scores_match_translations
 
-from conftest import run_script, tiny_paths
+from conftest import SHORT_TRAINING, run_script, tiny_paths
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -
     assert stats["train"]["noise"]["dropped"] > 0 and stats["train"]["noise"]["blanked"] > 0
     assert set(stats["user_defined_symbols"]) == {"<2en>", "<2de>", "<blank>"}
 
-    run_script("train", *paths, *aug, "logger=none")
+    run_script("train", *paths, *aug, "logger=none", SHORT_TRAINING)
     run_script("evaluate", *paths, *aug, "logger=none", "decode=greedy")
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert set(metrics["directions"]) == {"en-de", "de-en"}

@@ -11,7 +11,8 @@ import torch
 
 from s2s import resume
 from s2s.build import build_model
-from s2s.checkpoint import AtomicCheckpointIO, load_init_weights, save_model_file
+from s2s.checkpoint import load_init_weights, save_model_file
+from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.export import check_own_checkpoint
 from s2s.io import InputError
 

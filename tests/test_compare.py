@@ -381,14 +381,14 @@ def test_a_run_in_the_old_single_file_layout_is_read(runs: dict, tmp_path: Path)
 @pytest.mark.slow
 def test_two_seeds_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
     """The documented seed workflow on the tiny preset: train -m seed=1,2, evaluate -m, compare."""
-    from conftest import run_script, tiny_paths
+    from conftest import SHORT_TRAINING, run_script, tiny_paths
 
     shutil.copytree(tiny_data / "prepared", tmp_path / "prepared")
     sweep = tmp_path / "seeds"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     paths = [p for p in tiny_paths(tmp_path) if not p.startswith("hydra.")]
     # generous limits: they only stop a hung run (a loaded 2-core machine takes minutes)
-    run_script("train", "-m", "seed=1,2", *paths, f"hydra.sweep.dir={sweep}", env=env, timeout=1800)
+    run_script("train", "-m", "seed=1,2", *paths, SHORT_TRAINING, f"hydra.sweep.dir={sweep}", env=env, timeout=1800)
     run_script(
         "evaluate", "-m", "seed=1,2", *paths, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}/eval",
         "paths.model_dir=${hydra:runtime.output_dir}/../models",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mirror_dir, run_script, tiny_paths
+from conftest import SHORT_TRAINING, mirror_dir, run_script, tiny_paths
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,8 @@ FAST_EVAL = ["decode=greedy", "evaluate.robustness_levels=[0.0]", "logger=none"]
 
 def _pipeline(paths: list[str], *overrides: str) -> dict:
     for stage in ("download", "preprocess", "train", "evaluate"):
-        run_script(stage, *paths, *overrides, *(FAST_EVAL if stage == "evaluate" else ["logger=none"]))
+        extra = FAST_EVAL if stage == "evaluate" else ["logger=none", SHORT_TRAINING]
+        run_script(stage, *paths, *overrides, *extra)
     base = Path(paths[1].split("=", 1)[1]).parent
     return json.loads((base / "reports/metrics.json").read_text())
 

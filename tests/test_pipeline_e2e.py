@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import pytest
 
 from e2e_checks import assert_scores_match_translations
 
-from conftest import ROOT, compose_params, mirror_dir
+from conftest import SHORT_TRAINING, compose_params, copy_project, mirror_dir
 
 pytestmark = pytest.mark.slow
 
-COPY = ["conf", "src", "dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvc/config", ".dvcignore"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -29,15 +27,8 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     mirror = mirror_dir()
     work = tmp_path_factory.mktemp("project")
-    for item in COPY:
-        src = ROOT / item
-        dest = work / item
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest)
-    compose_params(work, ["preset=tiny"])
+    copy_project(work, skip=("reports/", "benchmarks/", "tests/", "dvc.lock"))
+    compose_params(work, ["preset=tiny", SHORT_TRAINING])
     env = {**os.environ, "S2S_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
     env.pop("HYDRA_FULL_ERROR", None)
     git = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
@@ -76,7 +67,7 @@ def test_changing_a_decode_parameter_reruns_only_evaluate(project: tuple[Path, d
     status = run(["dvc", "status"], work, env).stdout
     assert "changed" not in status
     params = (work / "params.yaml").read_text()
-    compose_params(work, ["preset=tiny", "decode=greedy"])
+    compose_params(work, ["preset=tiny", SHORT_TRAINING, "decode=greedy"])
     try:
         out = run(["dvc", "repro", "--dry"], work, env).stdout
         assert "Running stage 'evaluate'" in out

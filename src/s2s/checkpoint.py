@@ -7,12 +7,10 @@ a model given a different vocabulary fails with a clear message instead of a sha
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from s2s.build import build_model
 from s2s.io import InputError, atomic_path, sha256_file
@@ -136,23 +134,3 @@ def load_init_weights(path: str | Path, spm_model: str | Path) -> dict[str, torc
         return payload["state_dict"]
     prefix = "model."
     return {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made atomic: a temporary file in the destination folder,
-    fsync, then ``os.replace``. A kill at any moment leaves the old or the new checkpoint, never a
-    truncated one (Lightning's own writer may copy across filesystems with truncation)."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-        dir_fd = os.open(Path(path).parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

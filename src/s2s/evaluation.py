@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from s2s.data.augment import tag_source
-from s2s.data.datamodule import eval_loader
 from s2s.data.dataset import EvalRecord, ParallelData
+from s2s.data.loaders import eval_loader
 from s2s.data.noise import NoiseConfig, noise_sentence
 from s2s.data.prepare import cap_pieces
 from s2s.data.testsets import TestRecord

@@ -16,10 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s import dvc_report, resume, tracking
+from s2s import dvc_report, mlflow_logger, resume, tracking
 from s2s.build import count_parameters
 from s2s.callbacks import LearningCurves, SaveOnSignal, StampCheckpoints, TrainingInterrupted
-from s2s.checkpoint import AtomicCheckpointIO, check_state_dict, load_init_weights
+from s2s.checkpoint import check_state_dict, load_init_weights
+from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.data.datamodule import TranslationDataModule
 from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
@@ -33,7 +34,7 @@ def plain(cfg: Any) -> Any:
 
 def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
     """Lightning's MLflow logger (rank-zero only), continuing ``run_id`` when resuming."""
-    return tracking.make_logger(cfg, run_id, tags) or False
+    return mlflow_logger.make_logger(cfg, run_id, tags) or False
 
 
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
 from s2s.data.dataset import ParallelData, collate, read_eval_records
+from s2s.data.loaders import eval_loader, private_generator, sequence_lengths
 from s2s.data.sampler import TokenBatchSampler
 from s2s.data.vocab import Vocabulary
 
@@ -41,11 +40,6 @@ class ResumableLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.consumed = int(state.get("consumed", 0))
         self.batch_sampler.load_state_dict(state, self.consumed)
-
-
-def sequence_lengths(data: ParallelData) -> np.ndarray:
-    # +1 for EOS / BOS: the padded size of the longer side is what a batch costs
-    return np.maximum(data.src_lengths(), data.tgt_lengths()) + 1
 
 
 class TranslationDataModule(pl.LightningDataModule):
@@ -100,19 +94,3 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return eval_loader(self.valid_data, self.eval_max_sentences, *self._replicas())
-
-
-def eval_loader(data: ParallelData, max_sentences: int, world: int = 1, rank: int = 0) -> DataLoader:
-    """Batches of similar lengths, each sentence exactly once across ranks."""
-    sampler = TokenBatchSampler(sequence_lengths(data), None, max_sentences, False, 0, world, rank)
-    return DataLoader(data, batch_sampler=sampler, collate_fn=collate, generator=private_generator(0))
-
-
-def private_generator(seed: int) -> torch.Generator:
-    """A DataLoader's own generator, for the workers' base seed it draws on every ``iter()``.
-
-    Without one, each ``iter(loader)`` draws from the global torch generator that dropout uses.
-    A run resumed mid-epoch makes one ``iter()`` that the uninterrupted run did not, so its
-    dropout masks would differ from there on although the generators were restored exactly.
-    """
-    return torch.Generator().manual_seed(seed)
