@@ -23,7 +23,7 @@ tiny: setup                 ## the same pipeline on the tiny preset (about a min
 	dvc exp run -S preset=tiny
 
 test: setup                 ## the whole test suite (about 6 minutes on 2 CPU cores)
-	python -m pytest -q
+	python -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	ruff check src tests benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ def assert_scores_match_translations(scores: dict, translations: Path, direction
     """The reported BLEU and chrF are sacreBLEU's on the written detokenized hypotheses and raw
     references, one hypothesis per test sentence, detokenized.  (The tiny preset's model scores
     about 0 BLEU and often emits empty lines, so no quality floor can be asserted on it.)"""
-    import csv
 
     import sacrebleu
 
@@ -22,3 +22,9 @@ def assert_scores_match_translations(scores: dict, translations: Path, direction
     assert not any("▁" in h for h in hyps), "hypotheses must be detokenized"
     assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=0.006)
     assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=0.006)
+
+
+def validation_steps(run_dir: Path) -> list[int]:
+    """The steps at which a training run validated, from its DVCLive validation-BLEU curve."""
+    with open(run_dir / "reports/dvclive/plots/metrics/val/bleu.tsv", newline="") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh, delimiter="\t")]

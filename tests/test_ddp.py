@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from e2e_checks import validation_steps
 from tiny_lightning import gradients_of, items
 
 from conftest import copy_tiny, run_script
@@ -45,9 +45,9 @@ def test_ddp_training_run_and_exact_validation(tiny_data: Path, tmp_path: Path) 
         f"logger.tracking_uri={db}",
         "logger.experiment_name=ddp",
     )
-    with open(tmp_path / "reports/curves/valid.csv", newline="") as fh:
-        steps = [int(row["step"]) for row in csv.DictReader(fh)]
-    assert len(steps) == 2 and steps[1] == 2 * steps[0], f"validation rows at steps {steps}"
+    steps = validation_steps(tmp_path)
+    last = torch.load(tmp_path / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert len(steps) == 2 and last == 2 * (steps[1] - steps[0]), f"validation rows at steps {steps}, {last} steps"
     # one model, one run file, one MLflow run, one Hydra output folder
     assert (tmp_path / "models/model.pt").is_file()
     assert len(list((tmp_path / "checkpoints").glob("best*.ckpt"))) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import signal
 import threading
@@ -15,7 +14,6 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s.io import atomic_path
 from s2s.resume import CKPT_KEY
 
 log = logging.getLogger(__name__)
@@ -31,46 +29,6 @@ class TrainingInterrupted(SystemExit):
     def __init__(self, signum: int):
         super().__init__(128 + signum)
         self.signum = signum
-
-
-class LearningCurves(Callback):
-    """Writes train and validation curves as CSV files that ``dvc plots`` renders (rank 0 only)."""
-
-    def __init__(self, out_dir: str | Path, every_n_steps: int = 50):
-        self.out_dir, self.every = Path(out_dir), every_n_steps
-        self.train_rows: list[tuple[int, float]] = []
-        self.valid_rows: list[tuple[int, float, float]] = []
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if trainer.global_step % self.every == 0 and "train_loss_step" in trainer.callback_metrics:
-            self.train_rows.append((trainer.global_step, float(trainer.callback_metrics["train_loss_step"])))
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        m = trainer.callback_metrics
-        self.valid_rows.append((trainer.global_step, float(m["val_loss"]), float(m["val_bleu"])))
-        self.write()
-
-    def write(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name, header, rows in (
-            ("train.csv", ("step", "train_loss"), self.train_rows),
-            ("valid.csv", ("step", "val_loss", "val_bleu"), self.valid_rows),
-        ):
-            with atomic_path(self.out_dir / name) as tmp, open(tmp, "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(header)
-                writer.writerows(rows)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"train_rows": self.train_rows, "valid_rows": self.valid_rows}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.train_rows = [tuple(r) for r in state.get("train_rows", [])]
-        self.valid_rows = [tuple(r) for r in state.get("valid_rows", [])]
 
 
 class SaveOnSignal(Callback):

@@ -92,7 +92,6 @@ def export(
         artifacts = [
             (resolved, None),
             (Path(cfg.paths.prepared_dir) / "spm.model", None),
-            (Path(cfg.paths.reports_dir) / "curves", "curves"),
         ]
         if cfg.logger.get("log_checkpoint", True):
             artifacts.append((model_dir / "model.pt", None))

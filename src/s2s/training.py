@@ -18,7 +18,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s import dvc_report, mlflow_logger, resume, tracking
 from s2s.build import count_parameters
-from s2s.callbacks import LearningCurves, SaveOnSignal, StampCheckpoints, TrainingInterrupted
+from s2s.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
 from s2s.checkpoint import check_state_dict, load_init_weights
 from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.data.datamodule import TranslationDataModule
@@ -60,7 +60,6 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
     callbacks: list[Callback] = [
         best,
         periodic,
-        LearningCurves(Path(cfg.paths.reports_dir) / "curves"),
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
         dvc_report.TrainingSummary(),
