@@ -12,8 +12,10 @@ import pytest
 # `make test` runs two pytest-xdist workers. Each worker, and every script it starts, then uses one
 # thread: two workers share two cores without oversubscription (OpenMP threads spinning against
 # each other slow a busy machine down several-fold). Set before torch is imported.
+# (Measured: a 2-thread training beside another busy process ran 30x slower than alone.)
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
