@@ -25,6 +25,9 @@ def assert_scores_match_translations(scores: dict, translations: Path, direction
 
 
 def validation_steps(run_dir: Path) -> list[int]:
-    """The steps at which a training run validated, from its DVCLive validation-BLEU curve."""
+    """The global steps at which a training run validated, from its DVCLive validation-BLEU curve.
+
+    Lightning logs an epoch-end validation at the index of the epoch's last batch (global step - 1).
+    """
     with open(run_dir / "reports/dvclive/plots/metrics/val/bleu.tsv", newline="") as fh:
-        return [int(row["step"]) for row in csv.DictReader(fh, delimiter="\t")]
+        return [int(row["step"]) + 1 for row in csv.DictReader(fh, delimiter="\t")]

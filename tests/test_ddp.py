@@ -46,8 +46,7 @@ def test_ddp_training_run_and_exact_validation(tiny_data: Path, tmp_path: Path) 
         "logger.experiment_name=ddp",
     )
     steps = validation_steps(tmp_path)
-    last = torch.load(tmp_path / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]
-    assert len(steps) == 2 and last == 2 * (steps[1] - steps[0]), f"validation rows at steps {steps}, {last} steps"
+    assert len(steps) == 2 and steps[1] == 2 * steps[0], f"validation rows at steps {steps}"
     # one model, one run file, one MLflow run, one Hydra output folder
     assert (tmp_path / "models/model.pt").is_file()
     assert len(list((tmp_path / "checkpoints").glob("best*.ckpt"))) == 1
