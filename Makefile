@@ -22,7 +22,7 @@ repro: setup                ## download -> preprocess -> train -> evaluate (the 
 tiny: setup                 ## the same pipeline on the tiny preset (about a minute), as a DVC experiment
 	dvc exp run -S preset=tiny
 
-test: setup                 ## the whole test suite (about 6 minutes on 2 CPU cores)
+test: setup                 ## the whole test suite, two workers (8 min 21 s on 2 CPU cores)
 	python -m pytest -q -n 2 --dist loadfile
 
 lint: setup
