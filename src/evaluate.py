@@ -73,15 +73,18 @@ def heatmaps(
 
 
 def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[dict[str, float]]) -> dict[str, float]:
-    """Flat metric names for MLflow: the primary figures, then ``<metric>_<test set>_<direction>``."""
+    """Flat metric names for MLflow: the primary figures, then ``<test set>/<direction>/<metric>``.
+
+    The training run gets them under the evaluation's name too (``test/beam5/bleu``,
+    ``test/beam5/test_2017_mscoco/en-de/bleu``), so the runs table can show them beside the params.
+    """
     flat = {k: metrics[k] for k in ("bleu", "chrf", "bleu_tok") if k in metrics}
     for set_name, per_dir in scores.items():
         for d, s in per_dir.items():
-            key = f"{set_name}_{d.replace('-', '_')}"
-            flat[f"bleu_{key}"], flat[f"chrf_{key}"] = s["bleu"], s["chrf"]
-            if "bleu_tok" in s:
-                flat[f"bleu_tok_{key}"] = s["bleu_tok"]
-    flat.update({f"robust_bleu_noise_{row['noise']}": row["bleu"] for row in curve})
+            for m in ("bleu", "chrf", "bleu_tok"):
+                if m in s:
+                    flat[f"{set_name}/{d}/{m}"] = s[m]
+    flat.update({f"robust_bleu/noise_{row['noise']}": row["bleu"] for row in curve})
     return flat
 
 
@@ -152,7 +155,7 @@ def main(cfg: DictConfig) -> None:
             [(out / "metrics.json", "eval"), (out / "robustness.json", "eval")]
             + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
             + [(p, "attention") for p in sorted((out / "attention").iterdir())],
-            decode_name=f"{primary_name}/{cfg.decode.name}{opts.beam_size}",
+            decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{opts.beam_size}",
             tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -143,3 +144,8 @@ def compose_params(project: Path, overrides: list[str]) -> None:
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(str(project / "params.yaml"), str(project / "conf"), None, "config", str(project), overrides)
+
+
+def not_a_param(value: str) -> bool:
+    """A checksum, URL or path: lineage, not a hyper-parameter (an MLflow tag or artifact, never a param)."""
+    return bool(re.fullmatch(r"[0-9a-f]{32,64}", value)) or "://" in value or value.startswith("/")

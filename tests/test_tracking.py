@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, compose_config, copy_tiny, run_script
+from conftest import ROOT, compose_config, copy_tiny, not_a_param, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -111,21 +111,26 @@ def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlf
         assert client.get_metric_history(run_id, key), key
     # the test metrics: in the training's run under the decode config's name, and in a nested run
     bleu = json.loads((tmp_path / "reports/metrics.json").read_text())["bleu"]
-    assert metrics["test_2016_flickr/greedy1/bleu"] == bleu
-    assert "test_2016_flickr/greedy1/chrf" in metrics
+    assert metrics["test/greedy1/bleu"] == bleu
+    assert "test/greedy1/chrf" in metrics
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    assert [c.data.tags["decode"] for c in children] == ["test_2016_flickr/greedy1"]
+    assert [c.data.tags["decode"] for c in children] == ["test/greedy1"]
     assert children[0].data.metrics["bleu"] == bleu
     assert children[0].data.tags["sacrebleu_signature"].startswith("nrefs:1|case:mixed")
     # a second evaluation with another decode config adds its own metrics, overwriting none
     run_script("evaluate", *paths, *tracking, "decode=beam", "decode.beam_size=2")
     metrics = client.get_run(run_id).data.metrics
-    assert metrics["test_2016_flickr/greedy1/bleu"] == bleu and "test_2016_flickr/beam2/bleu" in metrics
+    assert metrics["test/greedy1/bleu"] == bleu and "test/beam2/bleu" in metrics
     assert len(client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")) == 2
     # lineage
     assert len(tags["git_commit"]) in (40, len("unknown"))
     assert tags["git_dirty"] in ("true", "false", "unknown")
-    assert not [k for k in params if k.startswith(("paths.", "data.files", "logger."))]
+    assert not [k for k, v in params.items() if k.startswith(("paths.", "logger.")) or not_a_param(v)]
+    # every test set and direction, under one readable name each
+    per_set = json.loads((tmp_path / "reports/metrics.json").read_text())["test_sets"]
+    for set_name, per_dir in per_set.items():
+        for direction, s in per_dir.items():
+            assert metrics[f"test/greedy1/{set_name}/{direction}/chrf"] == s["chrf"], (set_name, direction)
     assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert len(tags["data_version"]) == 64
     assert tags["dataset"] == "multi30k" and tags["model"] == "bilstm_attn"

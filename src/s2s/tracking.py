@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 # MLflow 3 opens an experiment in its GenAI view unless this experiment tag says otherwise
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-# config keys that are not hyper-parameters (paths, checksums, where to log): tags, not params
-NON_PARAM_PREFIXES = ("paths.", "logger.", "data.files.", "data.source_url", "data.mirror", "data.timeout_s", "hydra.")
+# config keys that are not hyper-parameters: paths, where the data comes from (URLs, mirrors, sha256
+# checksums: the data_version tag and the config.yaml artifact keep them), where to log
+NON_PARAM_PREFIXES = ("paths.", "logger.", "data.sources.", "data.mirror", "data.timeout_s", "hydra.")
 EXP_TMP_MARKER = (".dvc", "tmp", "exps")
 
 
@@ -282,7 +283,7 @@ def log_evaluation(
         parent = client.get_run(run_id)
         child = client.create_run(
             parent.info.experiment_id,
-            run_name=f"{parent.info.run_name}-eval-{decode_name}",
+            run_name=f"{parent.info.run_name}-eval-{decode_name.replace('/', '-')}",
             tags={"mlflow.parentRunId": run_id, "decode": decode_name, **(tags or {})},
         )
         log_to_run(uri, child.info.run_id, metrics=metrics, artifacts=artifacts)
