@@ -189,6 +189,22 @@ def test_a_system_compared_with_itself_is_not_significant(runs: dict, tmp_path: 
             assert not vs[metric]["significant"]
 
 
+def test_two_different_outputs_with_the_same_score_are_not_significant(tmp_path: Path) -> None:
+    """Two untrained models: different outputs, BLEU and chrF 0.0 for both.  sacreBLEU's strict
+    count (resamples *above* the observed difference) alone would call this tie significant."""
+    def junk(offset: int) -> Sets:
+        return {name: (s, r, [f"{offset + i} {offset + 2 * i}" for i in range(len(s))])
+                for name, (s, r) in eval_data().items()}
+
+    a, b = write_run(tmp_path / "a", junk(1000)), write_run(tmp_path / "b", junk(5000))
+    ok(run_compare(f"--system=a={a}", f"--system=b={b}", "--out-dir", str(tmp_path / "out"), *FAST))
+    vs = report_of(tmp_path / "out")["test_sets"][KEY]["systems"]["b"]["vs_baseline"]
+    for metric in ("bleu", "chrf"):
+        pair = vs[metric]["pairs"][0]
+        assert vs[metric]["delta_mean"] == 0.0 and pair["tie"] and "identical" not in pair
+        assert pair["p_bs"] == pair["p_ar"] == 1.0 and not vs[metric]["significant"]
+
+
 def test_a_clearly_better_system_is_significant_a_close_one_is_not(runs: dict, tmp_path: Path) -> None:
     ok(run_compare(f"--system=base={runs['base']}", f"--system=good={runs['good']}",
                    f"--system=close={runs['close']}", "--out-dir", str(tmp_path), *FAST))

@@ -408,6 +408,10 @@ def compare_test_set(systems: Sequence[System], key: str, settings: Settings) ->
                         # resamples *above* the observed difference (0 here) and so returns its
                         # smallest p-value, 1/(n+1), as MultEval did (jhclark/multeval issue 5).
                         pair.update(p_bs=1.0, p_ar=1.0, identical=True)
+                    elif bs[m][i + 1].score == bs[m][0].score:
+                        # different outputs, exactly the same score (e.g. BLEU 0.0 for both): the
+                        # same strict count makes a tie look significant; a tie is no difference.
+                        pair.update(p_bs=1.0, p_ar=1.0, tie=True)
                     pairs[m].append(pair)
         entry = out["systems"][system.name]
         entry["vs_baseline"] = {}
@@ -468,7 +472,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         "its 95% bootstrap confidence interval. Several runs (seeds): mean ± standard deviation over them. "
         "p: paired bootstrap resampling (bs) / approximate randomization (ar) against the baseline, the "
         "largest over all (run, baseline run) pairs; * = significant at "
-        f"{report['settings']['alpha']} in both tests for every pair.",
+        f"{report['settings']['alpha']} in both tests for every pair. A pair with identical outputs or "
+        "exactly equal scores has p = 1 (no difference to test).",
         "",
     ]
     for key, data in report["test_sets"].items():
