@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import getpass
+import gzip
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHORT_TRAINING, copy_project, mirror_dir, not_a_param
+from conftest import ROOT, SHORT_TRAINING, copy_project, mirror_dir, not_a_param
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +231,30 @@ def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
         assert run["params"]["model.encoder.rnn_type"] == "gru"
     # no store was left behind in the experiments' temporary copies
     assert not list((project / ".dvc/tmp").rglob("mlflow.db"))
+
+
+def test_own_corpus_as_the_readme_writes_it(project: Path, tmp_path: Path) -> None:
+    """README's "Train on your own corpus", as written: its YAML (only the corpus path changed) and
+    `dvc exp run -S data=my_corpus` give BLEU on the held-out split.  A dataset file without the
+    optional keys (test_sets, max_*_pairs) once failed in the evaluate stage's params."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("### Train on your own corpus", 1)[1]
+    yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "/home/me/corpus.tsv.gz" in yaml_text, yaml_text
+    mirror = mirror_dir()
+    with gzip.open(mirror / "train.en.gz", "rt", encoding="utf-8") as en, gzip.open(mirror / "train.de.gz", "rt") as de:
+        pairs = [f"{e.rstrip()}\t{d.rstrip()}\n" for e, d, _ in zip(en, de, range(3000), strict=False)]
+    corpus = tmp_path / "corpus.tsv.gz"
+    with gzip.open(corpus, "wt", encoding="utf-8") as fh:
+        fh.writelines(pairs)
+    dataset = project / "conf/data/my_corpus.yaml"
+    dataset.write_text(yaml_text.replace("/home/me/corpus.tsv.gz", str(corpus)), encoding="utf-8")
+    try:
+        sh(project, "dvc", "exp", "run", "-n", "own", "-S", "data=my_corpus", "-S", SHORT_TRAINING)
+        metrics = json.loads((project / "reports/metrics.json").read_text())
+        assert metrics["split"] == "test" and list(metrics["test_sets"]) == ["test"]
+        assert metrics["test_sets"]["test"]["en-de"]["sentences"] == 100  # the tiny preset's max_eval_pairs
+        split = json.loads((project / "reports/preprocess.json").read_text())["split"]
+        assert split == {"seed": 1, "train": 1000, "valid": 1000, "test": 1000}
+    finally:
+        dataset.unlink()
+        reset(project)
