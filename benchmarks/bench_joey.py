@@ -27,8 +27,9 @@ Usage:
     python benchmarks/bench_joey.py                     # 3 rounds, about 11 minutes here
     python benchmarks/bench_joey.py --rounds 1 --windows 2   # smoke run, about 3 minutes
 Prerequisites (the peer's own venv and data, under --work):
-    WORK=/tmp/joeypeer bash /work/shared/peers/joeynmt/run.sh setup
-    WORK=/tmp/joeypeer bash /work/shared/peers/joeynmt/run.sh prepare
+    WORK=/tmp/joeypeer bash ../shared/peers/joeynmt/run.sh setup      # from the project root
+    WORK=/tmp/joeypeer bash ../shared/peers/joeynmt/run.sh prepare
+    dvc repro preprocess                                              # our data/prepared
 Writes --out (JSON, atomically) and prints a table: ours / Joey's, ratio ours/Joey.
 """
 
@@ -76,8 +77,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--data",
         type=Path,
-        default=Path("/tmp/def/A/data/prepared"),
-        help="our prepared data for the default config (read only)",
+        default=ROOT / "data" / "prepared",
+        help="our prepared data for the default config, read only (`dvc repro preprocess`)",
     )
     ap.add_argument(
         "--joey-deadline",
