@@ -51,15 +51,15 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from s2s.io import InputError, write_json_atomic  # noqa: E402
+
 PEER = ROOT.parent / "shared" / "peers" / "joeynmt"
 PEER_WORK = "/tmp/joeypeer"  # the prefix of every path in the peer YAML
 TOKPS = re.compile(r"Step:\s*(\d+),.*Tokens per Sec:\s*([0-9.]+)")
 PARAMS = re.compile(r"Total params:\s*(\d+)")
 PRECISIONS = ("32-true", "bf16-mixed")
-
-
-class InputError(Exception):
-    """A missing prerequisite: the message names it and how to create it."""
 
 
 class RunError(Exception):
@@ -275,13 +275,6 @@ def summarize(rounds: list[dict]) -> dict:
     return summary
 
 
-def write_atomic(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def print_table(summary: dict) -> None:
     joey = summary["joey 32-true"]
     print(f"{'training, target tokens/s (2 threads, batch 64)':<48}{'ours':>12}{'Joey 2.3.0':>14}{'ours/Joey':>11}")
@@ -342,7 +335,8 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
-    write_atomic(args.out, report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out, report)
     print_table(report["summary"])
     print(f"written to {args.out} ({report['wall_seconds']:.0f} s)")
     return 0

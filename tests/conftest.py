@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -68,6 +69,16 @@ def mirror_dir() -> Path | None:
         pytest.fail(f"CI is set but the corpus mirror S2S_MIRROR={value!r} is missing")
     pytest.skip("set S2S_MIRROR to a folder holding the Multi30k files (e.g. ../shared/data/multi30k)")
     return None
+
+
+def mirror_pairs(n: int) -> list[tuple[str, str]]:
+    """The first ``n`` English-German training pairs of the mirror: material for a user's own corpus."""
+    mirror = mirror_dir()
+    with (
+        gzip.open(mirror / "train.en.gz", "rt", encoding="utf-8") as en,
+        gzip.open(mirror / "train.de.gz", "rt", encoding="utf-8") as de,
+    ):
+        return [(e.rstrip(), d.rstrip()) for e, d, _ in zip(en, de, range(n), strict=False)]
 
 
 def run_script(

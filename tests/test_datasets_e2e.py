@@ -3,14 +3,13 @@ evaluate outputs published as one set."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_TRAINING, mirror_dir, run_script, tiny_paths
+from conftest import SHORT_TRAINING, mirror_pairs, run_script, tiny_paths
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +26,7 @@ def _pipeline(paths: list[str], *overrides: str) -> dict:
 
 def test_local_tsv_dataset_end_to_end(tmp_path: Path) -> None:
     """A dataset written as one YAML file around a local TSV file (German first: columns are chosen)."""
-    mirror = mirror_dir()
-    with gzip.open(mirror / "train.en.gz", "rt", encoding="utf-8") as en, gzip.open(mirror / "train.de.gz", "rt") as de:
-        pairs = [f"{d.rstrip()}\t{e.rstrip()}" for e, d, _ in zip(en, de, range(900), strict=False)]
+    pairs = [f"{d}\t{e}" for e, d in mirror_pairs(900)]
     corpus = tmp_path / "my_corpus.tsv"
     corpus.write_text("\n".join(pairs) + "\n", encoding="utf-8")
     conf = tmp_path / "conf" / "data"
@@ -43,8 +40,6 @@ def test_local_tsv_dataset_end_to_end(tmp_path: Path) -> None:
               mine: {{path: {corpus}}}
             split: {{tsv: mine/my_corpus.tsv, columns: {{de: 0, en: 1}}, seed: 3, valid: 50, test: 60}}
             primary_test: test
-            max_train_pairs: null
-            max_eval_pairs: null
             """)
     )
     paths = tiny_paths(tmp_path)

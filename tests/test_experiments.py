@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, SHORT_TRAINING, copy_project, mirror_dir, not_a_param
+from conftest import ROOT, SHORT_TRAINING, copy_project, mirror_dir, mirror_pairs, not_a_param
 
 pytestmark = pytest.mark.slow
 
@@ -240,9 +240,7 @@ def test_own_corpus_as_the_readme_writes_it(project: Path, tmp_path: Path) -> No
     section = (ROOT / "README.md").read_text(encoding="utf-8").split("### Train on your own corpus", 1)[1]
     yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert "/home/me/corpus.tsv.gz" in yaml_text, yaml_text
-    mirror = mirror_dir()
-    with gzip.open(mirror / "train.en.gz", "rt", encoding="utf-8") as en, gzip.open(mirror / "train.de.gz", "rt") as de:
-        pairs = [f"{e.rstrip()}\t{d.rstrip()}\n" for e, d, _ in zip(en, de, range(3000), strict=False)]
+    pairs = [f"{e}\t{d}\n" for e, d in mirror_pairs(3000)]
     corpus = tmp_path / "corpus.tsv.gz"
     with gzip.open(corpus, "wt", encoding="utf-8") as fh:
         fh.writelines(pairs)
