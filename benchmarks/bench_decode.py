@@ -5,6 +5,7 @@ batched greedy, batched beam (both ``--batch-size``), and beam on one sentence a
 first ``--single`` sentences only (its rate is extrapolated).  Usage:
     python benchmarks/bench_decode.py [--model models/model.pt] [--data data/prepared] [--threads 2]
     python benchmarks/bench_decode.py --random-model --limit 128   # no trained model needed
+    python benchmarks/bench_decode.py --compile true                # also with the decoder step compiled
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from s2s.build import build_model, count_parameters  # noqa: E402
 from s2s.checkpoint import load_model_file  # noqa: E402
+from s2s.compilation import compile_decoder_step  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
 from s2s.data.loaders import eval_loader  # noqa: E402
 from s2s.device import resolve_device  # noqa: E402
@@ -54,8 +56,10 @@ def subset(data: ParallelData, n: int) -> ParallelData:
     return ParallelData.from_sequences([data[i][1].tolist() for i in range(n)], [data[i][2].tolist() for i in range(n)])
 
 
-def run(model: torch.nn.Module, data: ParallelData, opts: SearchOptions, batch_size: int) -> dict:
-    """Decode all of ``data``; seconds, sentences/s and the mean output length."""
+def run(model: torch.nn.Module, data: ParallelData, opts: SearchOptions, batch_size: int,
+        outputs: list | None = None) -> dict:
+    """Decode all of ``data``; seconds, sentences/s and the mean output length (the best
+    hypotheses are appended to ``outputs`` when given)."""
     batches = list(eval_loader(data, batch_size))
     tokens = 0
     with torch.inference_mode():
@@ -64,6 +68,8 @@ def run(model: torch.nn.Module, data: ParallelData, opts: SearchOptions, batch_s
         for batch in batches:
             for hyps in decode(model, batch.src, batch.src_lengths, opts):
                 tokens += len(hyps[0].tokens)
+                if outputs is not None:
+                    outputs.append(hyps[0].tokens)
         seconds = time.perf_counter() - start
     return {
         "sentences": len(data),
@@ -71,6 +77,24 @@ def run(model: torch.nn.Module, data: ParallelData, opts: SearchOptions, batch_s
         "sentences_per_sec": round(len(data) / seconds, 2),
         "mean_output_tokens": round(tokens / max(len(data), 1), 2),
     }
+
+
+def compiled_vs_eager(model: torch.nn.Module, data: ParallelData, opts: dict[str, SearchOptions], batch_size: int,
+                      mode: str, eager: dict[str, list]) -> dict:
+    """The same runs with the decoder step compiled (``decode.compile=<mode>``); the first pass over
+    the data, which compiles, is timed separately.  Outputs are compared with the eager ones."""
+    compile_decoder_step(model, mode, "--compile")
+    out = {}
+    for name, o in opts.items():
+        start = time.perf_counter()
+        run(model, data, o, batch_size)
+        first = time.perf_counter() - start
+        hyps: list = []
+        r = run(model, data, o, batch_size, hyps)
+        r["first_pass_seconds"] = round(first, 1)
+        r["identical_to_eager"] = sum(a == b for a, b in zip(hyps, eager[name])) / max(len(hyps), 1)
+        out[f"{name}_compiled"] = r
+    return out
 
 
 def main() -> None:
@@ -89,6 +113,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU) | cpu | cuda[:N]")
     ap.add_argument("--precision", default="auto", help="auto (bf16 on GPUs that support it, else float32) | 32 | bf16")
+    ap.add_argument("--compile", metavar="MODE", help="also measure with the decoder step compiled "
+                    "(true | reduce-overhead | max-autotune), after the eager runs")
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 
@@ -111,11 +137,15 @@ def main() -> None:
 
     greedy = SearchOptions(beam_size=1, n_best=1, length_penalty=0.0, precision=args.precision)
     beam = SearchOptions(beam_size=args.beam, n_best=1, length_penalty=args.length_penalty, precision=args.precision)
+    eager: dict[str, list] = {"greedy_batched": [], "beam_batched": []}
     results = {
-        "greedy_batched": run(model, data, greedy, args.batch_size),
-        "beam_batched": run(model, data, beam, args.batch_size),
+        "greedy_batched": run(model, data, greedy, args.batch_size, eager["greedy_batched"]),
+        "beam_batched": run(model, data, beam, args.batch_size, eager["beam_batched"]),
         "beam_single": run(model, subset(data, args.single), beam, 1),
     }
+    if args.compile:
+        opts = {"greedy_batched": greedy, "beam_batched": beam}
+        results.update(compiled_vs_eager(model, data, opts, args.batch_size, args.compile, eager))
     rate = {k: v["sentences_per_sec"] for k, v in results.items()}
     report = {
         "source": source,
@@ -139,6 +169,11 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<16}{r['sentences']:>10}{r['seconds']:>10.2f}{r['sentences_per_sec']:>10.1f}"
               f"{r['mean_output_tokens']:>10.1f}")
+    for name in ("greedy_batched", "beam_batched"):
+        if f"{name}_compiled" in results:
+            c = results[f"{name}_compiled"]
+            print(f"{name} compiled / eager: {rate[name + '_compiled'] / rate[name]:.3f} "
+                  f"(first pass {c['first_pass_seconds']} s, identical outputs {c['identical_to_eager']:.1%})")
     print(f"batched beam / sentence-at-a-time beam: {report['ratio_beam_batched_over_single']:.2f}x")
     print(f"batched beam / batched greedy:          {report['ratio_beam_batched_over_greedy']:.3f}")
     if args.out:

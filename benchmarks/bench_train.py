@@ -4,6 +4,7 @@ Prints target tokens/s and sentence pairs/s: the median of several measured wind
 warm-up, plus peak resident memory.  Usage:
     python benchmarks/bench_train.py [--steps 200] [--warmup 20] [--window 20] [--device auto] [hydra overrides...]
     python benchmarks/bench_train.py --vs model=bilstm_attn_fused --rounds 2   # ratio to the default model
+    python benchmarks/bench_train.py --vs train.compile=true --rounds 2        # compiled decoder step vs eager
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from s2s.build import count_parameters  # noqa: E402
-from s2s.data.datamodule import TranslationDataModule  # noqa: E402
 from s2s.device import resolve_device  # noqa: E402
-from s2s.task import TranslationTask  # noqa: E402
+from s2s.training import build_task  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -47,13 +47,7 @@ def measure(overrides: list[str], steps: int, warmup: int, window: int, threads:
     torch.set_num_threads(threads)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    pl.seed_everything(cfg.seed, verbose=False)
-    t = cfg.train
-    dm = TranslationDataModule(cfg.paths.prepared_dir, t.batch.max_tokens, t.batch.max_sentences, 128, cfg.seed)
-    task = TranslationTask(
-        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.optim, resolve=True),
-        len(dm.vocab), t.label_smoothing,
-    )
+    task, dm = build_task(cfg)  # the train stage's own task, data and train.compile switch
     meter = Meter()
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
@@ -68,6 +62,7 @@ def measure(overrides: list[str], steps: int, warmup: int, window: int, threads:
     sent = [sum(r[2] for r in w) / sum(r[0] for r in w) for w in windows]
     return {
         "model": cfg.model.name, "parameters": count_parameters(task.model), "precision": cfg.trainer.precision,
+        "compile": cfg.train.compile,
         "threads": threads, "accelerator": accelerator,
         "steps_measured": len(rows), "target_tokens_per_sec": round(statistics.median(tok), 1),
         "target_tokens_per_sec_range": [round(min(tok), 1), round(max(tok), 1)],

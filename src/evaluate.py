@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from s2s import tracking
 from s2s.checkpoint import load_model_file
 from s2s.cli import user_errors
+from s2s.compilation import compile_decoder_step
 from s2s.data.dataset import read_eval_records
 from s2s.data.sources import Dataset
 from s2s.data.testsets import TestRecord, read_test_records
@@ -98,6 +99,7 @@ def main(cfg: DictConfig) -> None:
     vocab = Vocabulary(prepared / "spm.model")
     model, _ = load_model_file(model_dir / "model.pt", prepared / "spm.model")
     model.to(resolve_device(cfg.decode.get("device", "auto")))
+    compile_decoder_step(model, cfg.decode.get("compile", False), "decode.compile")
     sets = load_sets(prepared, dataset, cfg.evaluate.split)
     tagged, cap = bool(cfg.preprocess.reverse), cfg.preprocess.filter.max_eval_pieces
     opts = SearchOptions.from_config(cfg.decode)

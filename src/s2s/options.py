@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from s2s.compilation import MODES as COMPILE_MODES
 from s2s.io import InputError
 
 __all__ = ["RULES", "CROSS_RULES", "STAGES", "Rule", "validate", "check_config"]
@@ -130,6 +131,10 @@ def _betas(v: Any) -> bool:
     return isinstance(v, Sequence) and len(v) == 2 and all(_is_number(b) and 0.0 <= b < 1.0 for b in v)
 
 
+def _compile(v: Any) -> bool:
+    return isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in ("true", "false", "off", *COMPILE_MODES))
+
+
 def _levels(v: Any) -> bool:
     return isinstance(v, Sequence) and all(_is_number(x) and 0.0 <= x <= 1.0 for x in v)
 
@@ -140,6 +145,7 @@ PRECISIONS = (
     "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16",
 )  # fmt: skip
 DROPOUT = Float(0.0, 1.0, high_open=True)
+COMPILE = "false, true or a torch.compile mode (" + ", ".join(COMPILE_MODES) + ")"
 
 RULES: dict[str, Rule] = {
     "seed": Int(0),
@@ -206,6 +212,7 @@ RULES: dict[str, Rule] = {
     "train.resume": Text(what="auto, never or the path of a .ckpt file"),
     "train.init_from": Text(nullable=True),
     "train.validate_only": Bool(),
+    "train.compile": Rule(_compile, COMPILE),
     # trainer (arguments of pytorch_lightning.Trainer)
     "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda", "mps", "tpu"),
     "trainer.devices": Rule(_devices, "a number of devices >= 1, -1, auto, or a list of device ids"),
@@ -234,6 +241,7 @@ RULES: dict[str, Rule] = {
     "decode.min_len": Int(0),
     "decode.no_repeat_ngram_size": Int(0),
     "decode.batch_size": Int(1),
+    "decode.compile": Rule(_compile, COMPILE),
     # evaluate
     "evaluate.robustness_levels": Rule(_levels, "a list of noise levels in [0, 1]"),
     "evaluate.heatmaps": Int(0),

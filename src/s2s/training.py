@@ -21,6 +21,7 @@ from s2s.build import count_parameters
 from s2s.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
 from s2s.checkpoint import check_state_dict, load_init_weights
 from s2s.checkpoint_io import AtomicCheckpointIO
+from s2s.compilation import compile_decoder_step
 from s2s.data.datamodule import TranslationDataModule
 from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
@@ -107,6 +108,7 @@ def build_task(cfg: DictConfig) -> tuple[TranslationTask, TranslationDataModule]
         state = load_init_weights(t.init_from, Path(cfg.paths.prepared_dir) / "spm.model")
         check_state_dict(task.model, state, f"train.init_from={t.init_from}")
         task.model.load_state_dict(state)
+    compile_decoder_step(task.model, t.get("compile", False), "train.compile")
     return task, datamodule
 
 

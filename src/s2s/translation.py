@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from s2s.checkpoint import load_model_file
+from s2s.compilation import compile_decoder_step
 from s2s.data.augment import tag_source
 from s2s.data.vocab import UNK_ID, Vocabulary
 from s2s.device import resolve_device
@@ -167,6 +168,7 @@ class Translator:
     ) -> Translator:
         model, _ = load_model_file(model_file, spm_file)
         model.to(resolve_device(decode_cfg.get("device", "auto")))
+        compile_decoder_step(model, decode_cfg.get("compile", False), "decode.compile")
         opts = SearchOptions.from_config(decode_cfg)
         return cls(model, Vocabulary(spm_file), opts, target_lang, batch_size, max_src_pieces)
 

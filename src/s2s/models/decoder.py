@@ -180,6 +180,10 @@ class RNNDecoder(nn.Module):
         )
         return new_state, weights
 
+    def compile_step(self, mode: str = "default") -> None:
+        """Compile the time step that training and search both loop over (see :mod:`s2s.compilation`)."""
+        self._step = torch.compile(self._step, mode=mode, dynamic=True)
+
     def logits(self, att_vectors: torch.Tensor) -> torch.Tensor:
         if self.pre_output is not None:
             att_vectors = self.pre_output(att_vectors)

@@ -115,6 +115,10 @@ class FusedRNNDecoder(nn.Module):
         )
         return att_vectors, weights, new_state
 
+    def compile_step(self, mode: str = "default") -> None:
+        """Compile the layer stack that training (all steps) and search (one step) both run."""
+        self._run = torch.compile(self._run, mode=mode, dynamic=True)
+
     def logits(self, att_vectors: torch.Tensor) -> torch.Tensor:
         if self.pre_output is not None:
             att_vectors = self.pre_output(att_vectors)
