@@ -46,24 +46,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from s2s.io import InputError, write_json_atomic  # noqa: E402
+from joey_peer import (  # noqa: E402
+    PEER,
+    PEER_WORK,
+    RunError,
+    check_peer,
+    measure_and_report,
+    peer_config,
+    thread_env,
+)
 
-PEER = ROOT.parent / "shared" / "peers" / "joeynmt"
-PEER_WORK = "/tmp/joeypeer"  # the prefix of every path in the peer YAML
+from s2s.io import InputError  # noqa: E402
+
 TOKPS = re.compile(r"Step:\s*(\d+),.*Tokens per Sec:\s*([0-9.]+)")
 PARAMS = re.compile(r"Total params:\s*(\d+)")
 PRECISIONS = ("32-true", "bf16-mixed")
-
-
-class RunError(Exception):
-    """A measured job failed or never got far enough."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -95,19 +98,7 @@ def parse_args() -> argparse.Namespace:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Raise InputError naming the first missing prerequisite and the command that creates it."""
-    run_sh = args.peer / "run.sh"
-    setup = f"WORK={args.work} bash {run_sh} setup"
-    prepare = f"WORK={args.work} bash {run_sh} prepare"
-    if not (args.peer / "rnn_multi30k_ende.yaml").is_file():
-        raise InputError(f"Joey peer config missing: {args.peer / 'rnn_multi30k_ende.yaml'} (pass --peer)")
-    python = args.work / "venv" / "bin" / "python"
-    if not python.is_file():
-        raise InputError(f"Joey NMT venv missing: {python} (create it with: {setup})")
-    if not list((args.work / "venv" / "lib").glob("python*/site-packages/joeynmt/__init__.py")):
-        raise InputError(f"joeynmt not installed in {args.work / 'venv'} (install it with: {setup})")
-    for need in ("pylib/sentencepiece", "data/train.en", "data/train.de", "data/vocab.txt", "data/spm8k.model"):
-        if not (args.work / need).exists():
-            raise InputError(f"Joey data missing: {args.work / need} (create it with: {prepare})")
+    check_peer(args.peer, args.work, ("data/train.en", "data/train.de"))
     for need in ("train.npz", "valid.npz", "valid.tsv", "spm.model"):
         if not (args.data / need).is_file():
             raise InputError(
@@ -116,29 +107,14 @@ def check_inputs(args: argparse.Namespace) -> None:
             )
 
 
-def rebase(value: Any, work: str) -> Any:
-    """The peer YAML with its /tmp/joeypeer paths moved to ``work``."""
-    if isinstance(value, dict):
-        return {k: rebase(v, work) for k, v in value.items()}
-    if isinstance(value, str) and value.startswith(PEER_WORK):
-        return work + value[len(PEER_WORK) :]
-    return value
-
-
 def joey_config(args: argparse.Namespace, model_dir: Path, path: Path) -> Path:
     """A copy of the peer YAML: logging every --window steps, no validation, its own model_dir."""
-    cfg = rebase(yaml.safe_load((args.peer / "rnn_multi30k_ende.yaml").read_text()), str(args.work))
+    cfg = peer_config(args.peer, args.work)
     cfg["model_dir"] = str(model_dir)
     train = cfg["training"]
     train.update(logging_freq=args.window, validation_freq=10**9, overwrite=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
-
-
-def thread_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    env.update(extra or {})
-    return env
 
 
 def joey_windows(log: Path) -> tuple[list[float], int | None]:
@@ -328,18 +304,7 @@ def main() -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    start = time.perf_counter()
-    try:
-        report = measure(args)
-    except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    report["wall_seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out, report)
-    print_table(report["summary"])
-    print(f"written to {args.out} ({report['wall_seconds']:.0f} s)")
-    return 0
+    return measure_and_report(args, measure, lambda report: print_table(report["summary"]))
 
 
 if __name__ == "__main__":
