@@ -57,6 +57,7 @@ from joey_peer import (  # noqa: E402
     PEER_WORK,
     RunError,
     check_peer,
+    check_prepared,
     measure_and_report,
     peer_config,
     thread_env,
@@ -99,12 +100,7 @@ def parse_args() -> argparse.Namespace:
 def check_inputs(args: argparse.Namespace) -> None:
     """Raise InputError naming the first missing prerequisite and the command that creates it."""
     check_peer(args.peer, args.work, ("data/train.en", "data/train.de"))
-    for need in ("train.npz", "valid.npz", "valid.tsv", "spm.model"):
-        if not (args.data / need).is_file():
-            raise InputError(
-                f"our prepared data missing: {args.data / need} "
-                "(run the preprocess stage, `dvc repro preprocess`, or pass --data)"
-            )
+    check_prepared(args.data, ("train.npz", "valid.npz", "valid.tsv", "spm.model"))
 
 
 def joey_config(args: argparse.Namespace, model_dir: Path, path: Path) -> Path:

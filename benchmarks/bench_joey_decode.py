@@ -70,6 +70,7 @@ from joey_peer import (  # noqa: E402
     PEER_WORK,
     RunError,
     check_peer,
+    check_prepared,
     measure_and_report,
     peer_config,
     thread_env,
@@ -163,12 +164,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         )
     if not args.model.is_file():
         raise InputError(f"our model missing: {args.model} (run the train stage or pass --model)")
-    for need in ("test.npz", "spm.model"):
-        if not (args.data / need).is_file():
-            raise InputError(
-                f"our prepared data missing: {args.data / need} "
-                "(run the preprocess stage, `dvc repro preprocess`, or pass --data)"
-            )
+    check_prepared(args.data, ("test.npz", "spm.model"))
     if not args.no_quality and not (args.raw / f"{TEST}.de.gz").is_file():
         raise InputError(f"raw reference missing: {args.raw / f'{TEST}.de.gz'} (pass --raw or --no-quality)")
 
@@ -326,28 +322,24 @@ def summarize(rounds: list[dict]) -> dict:
     summary: dict[str, dict] = {}
     for mode in MODES:
         ours = [r[f"ours {mode}"]["sentences_per_sec"] for r in rounds]
-        search = [r[f"joey {mode}"]["search_sentences_per_sec"] for r in rounds]
-        whole = [r[f"joey {mode}"]["whole_sentences_per_sec"] for r in rounds]
-        summary[mode] = {
-            "ours_sentences_per_sec": spread(ours),
-            "joey_search_sentences_per_sec": spread(search),
-            "joey_whole_sentences_per_sec": spread(whole),
-            "ratio_ours_over_joey_search": round(statistics.median(ours) / statistics.median(search), 3),
-            "ratio_ours_over_joey_whole": round(statistics.median(ours) / statistics.median(whole), 3),
-            "ratio_search_per_round": [round(o / j, 3) for o, j in zip(ours, search)],
-            "ratio_whole_per_round": [round(o / j, 3) for o, j in zip(ours, whole)],
-            "ours_mean_output_pieces": rounds[-1][f"ours {mode}"]["mean_output_tokens"],
-            "joey_mean_output_pieces": rounds[-1][f"joey {mode}"]["mean_output_pieces"],
-            "joey_mean_output_words": rounds[-1][f"joey {mode}"]["mean_output_words"],
-        }
+        entry: dict = {"ours_sentences_per_sec": spread(ours)}
+        kinds = [("search", f"joey {mode}", "search"), ("whole", f"joey {mode}", "whole")]
         if f"joey sorted {mode}" in rounds[0]:
-            by_length = [r[f"joey sorted {mode}"]["search_sentences_per_sec"] for r in rounds]
-            summary[mode].update(
-                joey_sorted_search_sentences_per_sec=spread(by_length),
-                ratio_ours_over_joey_sorted_search=round(statistics.median(ours) / statistics.median(by_length), 3),
-                ratio_sorted_search_per_round=[round(o / j, 3) for o, j in zip(ours, by_length)],
-                joey_sorted_mean_output_pieces=rounds[-1][f"joey sorted {mode}"]["mean_output_pieces"],
-            )
+            kinds.append(("sorted_search", f"joey sorted {mode}", "search"))
+        for kind, job, clock in kinds:
+            joey = [r[job][f"{clock}_sentences_per_sec"] for r in rounds]
+            entry[f"joey_{kind}_sentences_per_sec"] = spread(joey)
+            entry[f"ratio_ours_over_joey_{kind}"] = round(statistics.median(ours) / statistics.median(joey), 3)
+            entry[f"ratio_{kind}_per_round"] = [round(o / j, 3) for o, j in zip(ours, joey)]
+        last = rounds[-1]
+        entry.update(
+            ours_mean_output_pieces=last[f"ours {mode}"]["mean_output_tokens"],
+            joey_mean_output_pieces=last[f"joey {mode}"]["mean_output_pieces"],
+            joey_mean_output_words=last[f"joey {mode}"]["mean_output_words"],
+        )
+        if f"joey sorted {mode}" in last:
+            entry["joey_sorted_mean_output_pieces"] = last[f"joey sorted {mode}"]["mean_output_pieces"]
+        summary[mode] = entry
     return summary
 
 
@@ -392,6 +384,19 @@ def print_table(report: dict) -> None:
             )
 
 
+def round_line(result: dict[str, dict]) -> str:
+    """One round's figures, e.g. ``beam: Joey 28.7 search / 25.9 whole, ours 65.9, greedy: ...``."""
+    parts = []
+    for mode in MODES:
+        joey = result[f"joey {mode}"]
+        search, whole = joey["search_sentences_per_sec"], joey["whole_sentences_per_sec"]
+        text = f"{mode}: Joey {search:.1f} search / {whole:.1f} whole, "
+        if f"joey sorted {mode}" in result:
+            text += f"Joey sorted {result[f'joey sorted {mode}']['search_sentences_per_sec']:.1f} search, "
+        parts.append(text + f"ours {result[f'ours {mode}']['sentences_per_sec']:.1f}")
+    return ", ".join(parts)
+
+
 def measure(args: argparse.Namespace) -> dict:
     """The alternating rounds; each job alone, in the order Joey beam, ours beam, Joey greedy, ours greedy."""
     rounds: list[dict] = []
@@ -409,22 +414,7 @@ def measure(args: argparse.Namespace) -> dict:
                     result[f"joey sorted {mode}"] = joey
                 result[f"ours {mode}"] = run_ours(args, mode, Path(tmp))
             rounds.append(result)
-            print(
-                f"round {n + 1}/{args.rounds}: "
-                + ", ".join(
-                    f"{mode}: Joey {result[f'joey {mode}']['search_sentences_per_sec']:.1f} search / "
-                    f"{result[f'joey {mode}']['whole_sentences_per_sec']:.1f} whole, "
-                    + (
-                        f"Joey sorted {result[f'joey sorted {mode}']['search_sentences_per_sec']:.1f} search, "
-                        if args.joey_sorted
-                        else ""
-                    )
-                    + f"ours {result[f'ours {mode}']['sentences_per_sec']:.1f}"
-                    for mode in MODES
-                )
-                + " sentences/s",
-                flush=True,
-            )
+            print(f"round {n + 1}/{args.rounds}: {round_line(result)} sentences/s", flush=True)
     report = {
         "test_set": TEST,
         "threads": args.threads,

@@ -55,6 +55,16 @@ def check_peer(peer: Path, work: Path, data_files: tuple[str, ...]) -> None:
             raise InputError(f"Joey data missing: {work / need} (create it with: {prepare})")
 
 
+def check_prepared(data: Path, files: tuple[str, ...]) -> None:
+    """Raise InputError naming the first of our prepared files missing from ``data``."""
+    for need in files:
+        if not (data / need).is_file():
+            raise InputError(
+                f"our prepared data missing: {data / need} "
+                "(run the preprocess stage, `dvc repro preprocess`, or pass --data)"
+            )
+
+
 def thread_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment with the BLAS/OpenMP thread count set (and ``extra``)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from s2s.compilation import MODES as COMPILE_MODES
+from s2s.compilation import compile_mode
 from s2s.io import InputError
 
 __all__ = ["RULES", "CROSS_RULES", "STAGES", "Rule", "validate", "check_config"]
@@ -132,7 +133,11 @@ def _betas(v: Any) -> bool:
 
 
 def _compile(v: Any) -> bool:
-    return isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in ("true", "false", "off", *COMPILE_MODES))
+    try:  # the one vocabulary is s2s.compilation's
+        compile_mode(v)
+    except InputError:
+        return False
+    return True
 
 
 def _levels(v: Any) -> bool:
