@@ -160,6 +160,7 @@ def main(cfg: DictConfig) -> None:
             decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{opts.beam_size}",
             tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
+            timeout_s=cfg.logger.get("timeout_s", 10),
         )
     for name, per_dir in scores.items():
         for d, s in per_dir.items():

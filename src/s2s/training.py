@@ -116,9 +116,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
     ckpt_dir = Path(cfg.paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
-        tracking.check_tracking_uri(
-            tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10)
-        )
+        # an unreachable server or a corrupt, unwritable or locked SQLite store: one line, before any work
+        tracking.check_store(tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10))
     if cfg.train.get("validate_only"):
         return validate_only(cfg)
     spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
