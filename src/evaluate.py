@@ -35,6 +35,7 @@ from s2s.evaluation import (
 from s2s.io import InputError, atomic_path, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
 from s2s.options import validate
+from s2s.run_lock import check_params_file, record_params_file
 from s2s.search import SearchOptions
 
 log = logging.getLogger("evaluate")
@@ -92,6 +93,7 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the reports are published
     validate(cfg, "evaluate")
     check_options(cfg)
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
@@ -136,6 +138,7 @@ def main(cfg: DictConfig) -> None:
         cap,
     )
 
+    check_params_file()
     # publish: the old summary goes first, so a kill never leaves it beside a newer set
     (reports / "metrics.json").unlink(missing_ok=True)
     with atomic_path(reports / "eval", is_dir=True) as tmp:

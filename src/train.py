@@ -16,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
 from s2s.options import validate
+from s2s.run_lock import record_params_file
 
 log = logging.getLogger("train")
 
@@ -66,6 +67,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the model is exported
     validate(cfg, "train")
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
     from s2s.training import run_training

@@ -25,7 +25,7 @@ from s2s.compilation import compile_decoder_step
 from s2s.data.datamodule import TranslationDataModule
 from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
-from s2s.run_lock import CheckpointLock
+from s2s.run_lock import CheckpointLock, check_params_file
 from s2s.task import TranslationTask
 
 
@@ -177,6 +177,7 @@ def _fit_and_export(
         trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
     except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
         raise TrainingInterrupted(signal.SIGTERM) from err
+    check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
         summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp)
