@@ -79,7 +79,7 @@ def log_to_mlflow(args: argparse.Namespace, uri: str, report: dict, paths: dict[
         f"compare {' vs '.join(report['systems'])}",
         compare.mlflow_metrics(report),
         {"baseline": report["baseline"], **{f"system.{n}": ", ".join(r) for n, r in report["systems"].items()}},
-        [(p, None) for p in paths.values()],
+        [(p, None) for key, p in paths.items() if key != "plots_yaml"],  # the DVC plot file is local
     )
     log.info("logged to MLflow run %s (%s)", run_id, uri)
 

@@ -75,10 +75,11 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     if summary:
+        bleu = summary.get("val_bleu")
         log.info(
             "model written to %s/model.pt (val BLEU %s, MLflow run %s)",
             cfg.paths.model_dir,
-            summary.get("val_bleu"),
+            "?" if bleu is None else f"{float(bleu):.2f}",
             summary.get("run_id"),
         )
 

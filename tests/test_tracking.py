@@ -127,7 +127,7 @@ def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlf
     assert tags["git_dirty"] in ("true", "false", "unknown")
     assert not [k for k, v in params.items() if k.startswith(("paths.", "logger.")) or not_a_param(v)]
     # every test set and direction, under one readable name each
-    per_set = json.loads((tmp_path / "reports/metrics.json").read_text())["test_sets"]
+    per_set = json.loads((tmp_path / "reports/eval/metrics.json").read_text())["test_sets"]
     for set_name, per_dir in per_set.items():
         for direction, s in per_dir.items():
             assert metrics[f"test/greedy1/{set_name}/{direction}/chrf"] == s["chrf"], (set_name, direction)

@@ -532,16 +532,35 @@ def plot_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# reports/compare/dvc.yaml: the chart of scores.csv for `dvc plots show`, declared only where the
+# comparison has been written (a plot declared in the project's dvc.yaml fails on every fresh experiment)
+PLOTS_YAML = """\
+# written by python src/compare.py with scores.csv: `dvc plots show` draws it
+plots:
+  - compare (BLEU per test set, system and run):
+      template: bar_horizontal   # x is the value axis, y the bars
+      x: bleu
+      y:
+        scores.csv: label
+"""
+
+
 def write_report(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """compare.json, compare.md and scores.csv (for ``dvc plots``), each written atomically."""
+    """compare.json, compare.md, scores.csv and the dvc.yaml that plots it, each written atomically."""
     out = Path(out_dir)
-    paths = {"json": out / "compare.json", "markdown": out / "compare.md", "plot": out / "scores.csv"}
+    paths = {
+        "json": out / "compare.json",
+        "markdown": out / "compare.md",
+        "plot": out / "scores.csv",
+        "plots_yaml": out / "dvc.yaml",
+    }
     write_json_atomic(paths["json"], report)
     write_text_atomic(paths["markdown"], markdown(report))
     with atomic_path(paths["plot"]) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=PLOT_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(plot_rows(report))
+    write_text_atomic(paths["plots_yaml"], PLOTS_YAML)
     return paths
 
 

@@ -235,7 +235,7 @@ RULES: dict[str, Rule] = {
     ),
     "trainer.log_every_n_steps": Int(1),
     "trainer.deterministic": Rule(lambda v: isinstance(v, bool) or v == "warn", "true, false or warn"),
-    "trainer.enable_progress_bar": Bool(),
+    "trainer.enable_progress_bar": Rule(lambda v: isinstance(v, bool), "true or false", nullable=True),
     "trainer.num_sanity_val_steps": Int(0, also=(-1,)),
     # decoding (evaluate, translate)
     "decode.beam_size": Int(1),
