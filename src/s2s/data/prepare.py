@@ -137,11 +137,14 @@ class _Corpus:
     def __init__(self, opt: PrepareOptions):
         self.opt, self.ds, self.raw = opt, opt.dataset, Path(opt.raw_dir)
         self.roles: np.ndarray | None = None
+        self.split_stats: dict[str, int] = {}
         self.filtered: dict[str, int] = {}
         held_out: dict[int, list[tuple[str, tuple[str, ...]]]] = {VALID: [], TEST: []}
         if self.ds.split is not None:
             sp = self.ds.split
-            self.roles = assign_split((s for s, _ in iter_part(self.raw, self.ds, sp.part)), sp.valid, sp.test, sp.seed)
+            pairs = ((s, refs[0]) for s, refs in iter_part(self.raw, self.ds, sp.part))
+            split = assign_split(pairs, sp.valid, sp.test, sp.seed)
+            self.roles, self.split_stats = split.roles, split.stats()
             for role, row in zip(self.roles, iter_part(self.raw, self.ds, sp.part), strict=True):
                 if role != TRAIN:
                     held_out[int(role)].append(row)
@@ -310,7 +313,7 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
     stats["dataset"] = {"name": ds.name, "direction": f"{ds.src_lang}-{ds.tgt_lang}"}
     if corpus.roles is not None:
         assert ds.split is not None
-        stats["split"] = {"seed": ds.split.seed, **split_sizes(corpus.roles)}
+        stats["split"] = {"seed": ds.split.seed, **split_sizes(corpus.roles), **corpus.split_stats}
     if next(corpus.train(), None) is None:
         raise InputError("the training split ends up empty after filtering (preprocess.filter.max_words)")
 
