@@ -194,15 +194,15 @@ class TranslationTask(pl.LightningModule):
         datamodule = self.trainer.datamodule
         texts = datamodule.vocab.decode(hyps)
         records = datamodule.valid_records
-        by_direction: dict[str, tuple[list[str], list[str]]] = {}
+        by_direction: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
         for text, rec in zip(texts, records, strict=True):
-            h, r = by_direction.setdefault(rec.direction, ([], []))
+            h, r = by_direction.setdefault((rec.src_lang, rec.tgt_lang), ([], []))
             h.append(text)
             r.append(rec.reference)
         scores = {d: score_corpus(h, r)["bleu"] for d, (h, r) in by_direction.items()}
-        for direction, value in scores.items():
+        for (src_lang, tgt_lang), value in scores.items():
             if len(scores) > 1:
-                self.log(f"val_bleu_{direction.replace('-', '_')}", value, rank_zero_only=True)
+                self.log(f"val_bleu_{src_lang}_{tgt_lang}", value, rank_zero_only=True)
         return sum(scores.values()) / len(scores)
 
     # ---- optimisation ---------------------------------------------------------------------

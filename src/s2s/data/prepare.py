@@ -272,7 +272,6 @@ def _eval_records(
     rows = rows[: opt.max_eval_pairs] if opt.max_eval_pairs else rows
     if not rows:
         raise InputError(f"the {name} set ends up empty (check data.max_eval_pairs and its files)")
-    fwd = f"{ds.src_lang}-{ds.tgt_lang}"
     tok = {lang: read_tok_refs(opt.raw_dir, part, lang) if part is not None else None for lang in ds.langs}
     for lang, lines in tok.items():
         if lines is not None and len(lines) < len(rows):
@@ -280,12 +279,12 @@ def _eval_records(
                 f"{part.option if part else name}.tok_refs ({lang}): {len(lines)} lines, the set has {len(rows)}"
             )
     records = [
-        TestRecord(fwd, s, refs, (tok[ds.tgt_lang][i],) if tok[ds.tgt_lang] else ()) for i, (s, refs) in enumerate(rows)
+        TestRecord(ds.src_lang, ds.tgt_lang, s, refs, (tok[ds.tgt_lang][i],) if tok[ds.tgt_lang] else ())
+        for i, (s, refs) in enumerate(rows)
     ]
     if opt.reverse and (part is None or part.kind != "text"):
-        rev = f"{ds.tgt_lang}-{ds.src_lang}"
         records += [
-            TestRecord(rev, refs[0], (s,), (tok[ds.src_lang][i],) if tok[ds.src_lang] else ())
+            TestRecord(ds.tgt_lang, ds.src_lang, refs[0], (s,), (tok[ds.src_lang][i],) if tok[ds.src_lang] else ())
             for i, (s, refs) in enumerate(rows)
         ]
     return records
@@ -294,7 +293,7 @@ def _eval_records(
 def _encode_eval(opt: PrepareOptions, vocab: Vocabulary, records: Sequence[TestRecord]) -> tuple[ParallelData, int]:
     """Ids of an evaluation set, sources and references capped at ``max_eval_pieces``; returns the
     number of sources cut."""
-    texts = [tag_source(r.source, r.direction.split("-")[1]) if opt.reverse else r.source for r in records]
+    texts = [tag_source(r.source, r.tgt_lang) if opt.reverse else r.source for r in records]
     src, tgt, cut = [], [], 0
     for ids, ref_ids in zip(vocab.encode(texts), vocab.encode([r.refs[0] for r in records]), strict=True):
         capped, was_cut = cap_pieces(ids, opt.max_eval_pieces)
@@ -310,7 +309,12 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
     ds = opt.dataset
     corpus = _Corpus(opt)
     stats: dict[str, Any] = {"seed": opt.seed, "reverse": opt.reverse, "noise_copies": opt.noise_copies}
-    stats["dataset"] = {"name": ds.name, "direction": f"{ds.src_lang}-{ds.tgt_lang}"}
+    stats["dataset"] = {
+        "name": ds.name,
+        "direction": f"{ds.src_lang}-{ds.tgt_lang}",
+        "src_lang": ds.src_lang,
+        "tgt_lang": ds.tgt_lang,
+    }
     if corpus.roles is not None:
         assert ds.split is not None
         stats["split"] = {"seed": ds.split.seed, **split_sizes(corpus.roles), **corpus.split_stats}
@@ -339,7 +343,7 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
         valid = _eval_records(opt, corpus.valid, ds.valid, "validation")
         data, cut = _encode_eval(opt, vocab, valid)
         data.save(tmp / "valid.npz")
-        write_eval_records(tmp / "valid.tsv", [EvalRecord(r.direction, r.source, r.refs[0]) for r in valid])
+        write_eval_records(tmp / "valid.tsv", [EvalRecord(r.src_lang, r.tgt_lang, r.source, r.refs[0]) for r in valid])
         stats["valid"] = {"pairs": len(valid), "truncated_sources": cut}
         if cut:
             warnings.append(
