@@ -71,6 +71,8 @@ BAD = [
     ("decode.beam_size=1000", "evaluate", "decode.beam_size=1000"),
     ("train.val_max_len_b=5000", "train", "train.val_max_len_b=5000"),
     ("train.val_max_len_a=9", "train", "train.val_max_len_a=9"),
+    ("model.init_scale=3e38", "train", "model.init_scale=3e+38"),
+    ("trainer.accelerator=tpu", "train", "trainer.accelerator='tpu'"),
 ]
 
 

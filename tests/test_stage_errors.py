@@ -96,6 +96,8 @@ BAD_OPTIONS = [
     ("evaluate", "decode.max_len_b=100000000"),
     ("translate", "decode.max_len_b=0 decode.max_len_a=0"),  # an empty output for every line
     ("train", "train.val_max_len_b=100000000"),
+    ("train", "model.init_scale=3e38"),
+    ("train", "trainer.accelerator=tpu"),
 ]
 
 

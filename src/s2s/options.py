@@ -192,7 +192,7 @@ RULES: dict[str, Rule] = {
     "model.emb_size": Int(1),
     "model.share_embeddings": Bool(),
     "model.tie_output": Bool(),
-    "model.init_scale": Float(0.0, low_open=True),
+    "model.init_scale": Float(0.0, 1.0, low_open=True),  # uniform(-s, s); 1 already saturates the gates
     "model.encoder.rnn_type": Choice("lstm", "gru"),
     "model.encoder.hidden_size": Int(1),
     "model.encoder.num_layers": Int(1),
@@ -233,7 +233,7 @@ RULES: dict[str, Rule] = {
     "train.validate_only": Bool(),
     "train.compile": Rule(_compile, COMPILE),
     # trainer (arguments of pytorch_lightning.Trainer)
-    "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda", "mps", "tpu"),
+    "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda", "mps"),  # no TPU support (torch_xla)
     "trainer.devices": Rule(_devices, "a number of devices >= 1, -1, auto, or a list of device ids"),
     "trainer.num_nodes": Int(1),
     "trainer.strategy": Text(),

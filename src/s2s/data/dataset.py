@@ -8,6 +8,7 @@ training time.  Evaluation splits also get ``<split>.tsv`` (source and target la
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,13 @@ class ParallelData(Dataset):
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: encoded split not found (run the preprocess stage first)")
-        with np.load(path) as z:
-            return cls(z["src"], z["src_offsets"], z["tgt"], z["tgt_offsets"])
+        try:
+            with np.load(path) as z:
+                return cls(z["src"], z["src_offsets"], z["tgt"], z["tgt_offsets"])
+        except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError) as err:  # truncated, not npz
+            raise InputError(
+                f"{path}: not a readable encoded split ({type(err).__name__}: {err}); rerun the preprocess stage"
+            ) from err
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
