@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from s2s import tracking
 from s2s.checkpoint import load_model_file
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.compilation import compile_decoder_step
 from s2s.data.dataset import read_eval_records
 from s2s.data.sources import Dataset
@@ -199,4 +199,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

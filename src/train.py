@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.options import validate
 from s2s.run_lock import record_params_file
 
@@ -85,4 +85,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

@@ -57,7 +57,13 @@ def test_local_tsv_dataset_end_to_end(tmp_path: Path) -> None:
     assert metrics["split"] == "test" and set(metrics["test_sets"]) == {"test"}
     assert metrics["test_sets"]["test"]["en-de"]["sentences"] == 60
     stats = json.loads((tmp_path / "reports/preprocess.json").read_text())
-    assert stats["split"] == {"seed": 3, "train": 790, "valid": 50, "test": 60}
+    assert {k: stats["split"][k] for k in ("seed", "train", "valid", "test")} == {
+        "seed": 3,
+        "train": 790,
+        "valid": 50,
+        "test": 60,
+    }
+    assert stats["split"]["pairs"] == 900 and 0 < stats["split"]["components"] <= 900
     rows = (tmp_path / "reports/eval/translations/test.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 61
     english = {p.split("\t")[1] for p in pairs}

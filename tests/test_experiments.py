@@ -252,7 +252,12 @@ def test_own_corpus_as_the_readme_writes_it(project: Path, tmp_path: Path) -> No
         assert report["split"] == "test" and list(report["test_sets"]) == ["test"]
         assert report["test_sets"]["test"]["en-de"]["sentences"] == 100  # the tiny preset's max_eval_pairs
         split = json.loads((project / "reports/preprocess.json").read_text())["split"]
-        assert split == {"seed": 1, "train": 1000, "valid": 1000, "test": 1000}
+        assert {k: split[k] for k in ("seed", "train", "valid", "test")} == {
+            "seed": 1,
+            "train": 1000,
+            "valid": 1000,
+            "test": 1000,
+        }
     finally:
         dataset.unlink()
         reset(project)
