@@ -1,7 +1,8 @@
 """DVC stage `train` (also a plain Hydra app): python src/train.py model=bigru_attn trainer.devices=2
 
 Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 + signal number
-(143 SIGTERM, 138 SIGUSR1) when a signal stopped training after saving a resumable last.ckpt.
+(143 SIGTERM, 138 SIGUSR1, 130 SIGINT / Ctrl-C) when a signal stopped training after saving a
+resumable last.ckpt (a Ctrl-C outside the training loop also exits 130, keeping the checkpoints).
 """
 
 import logging
@@ -71,7 +72,12 @@ def main(cfg: DictConfig) -> None:
     from s2s.training import run_training
 
     hc = HydraConfig.get()
-    summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
+    try:
+        summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the training loop (loading data, exporting): what was saved stays resumable
+        print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(128 + 2)
     if summary:
         log.info(
             "model written to %s/model.pt (val BLEU %s, MLflow run %s)",

@@ -91,7 +91,9 @@ def test_resume_after_sigkill_gives_identical_weights(
     assert_same_weights(weights(last), straight_weights)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT], ids=["SIGTERM", "SIGUSR1", "SIGINT"]
+)
 def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
     tiny_data: Path, tmp_path: Path, straight_weights: dict[str, torch.Tensor], sig: signal.Signals
 ) -> None:
@@ -112,6 +114,28 @@ def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
     assert resumed_from_checkpoint(result)
     assert_same_weights(weights(last), straight_weights)
     assert (tmp_path / "models/model.pt").is_file()
+
+
+ACCUMULATED = [*RUN, "trainer.accumulate_grad_batches=2"]
+
+
+def test_a_signal_inside_an_accumulation_window_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    """With 2 batches per optimizer step, a SIGTERM during the first batch of a window is acted on
+    at the end of the window: the checkpoint holds every consumed batch's gradient, so the resumed
+    run ends with the uninterrupted run's weights."""
+    straight = copy_tiny(tiny_data, tmp_path / "straight")
+    run_script("train", *straight, *ACCUMULATED)
+    paths = copy_tiny(tiny_data, tmp_path / "resumed")
+    # batch 4 starts the window of batches 4 and 5 (optimizer step 3); no periodic save before it
+    result = subprocess.run(
+        [sys.executable, "tests/signal_at_batch.py", "4", "SIGTERM", "src/train.py", *paths, *ACCUMULATED],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    last = tmp_path / "resumed/checkpoints/last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3, "saved at the window's end"
+    run_script("train", *paths, *ACCUMULATED)
+    assert_same_weights(weights(last), weights(tmp_path / "straight/checkpoints/last.ckpt"))
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])

@@ -18,7 +18,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s import dvc_report, mlflow_logger, resume, tracking
 from s2s.build import count_parameters
-from s2s.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
+from s2s.callbacks import SaveOnSignal, StampCheckpoints, StepBoundaryCheckpoint, TrainingInterrupted
 from s2s.checkpoint import check_state_dict, load_init_weights
 from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.compilation import compile_decoder_step
@@ -50,7 +50,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         save_last=True,
         enable_version_counter=False,
     )
-    periodic = ModelCheckpoint(
+    periodic = StepBoundaryCheckpoint(
         dirpath=ckpt_dir,
         filename="step{step}",
         every_n_train_steps=t.save_every_n_steps,
