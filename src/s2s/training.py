@@ -130,7 +130,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         **plain(cfg.trainer),
         callbacks=callbacks,
         logger=False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(after_save=lambda _: resume.discard_previous(ckpt_dir))],
         use_distributed_sampler=False,
         default_root_dir=str(ckpt_dir),
         enable_model_summary=False,
@@ -141,8 +141,17 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     # one training per folder, checked first; the lock lives as long as this object
     lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
     try:
+        if lock is not None:
+            resume.recover_previous(ckpt_dir)  # what a killed run left set aside
         task, datamodule = build_task(cfg)
-        return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+        try:
+            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+        except BaseException:
+            # failed before its first checkpoint (missing data, NaN, tracking store, full disk):
+            # the finished run it was to replace is put back
+            if lock is not None:
+                resume.restore_previous(ckpt_dir)
+            raise
     finally:
         if lock is not None:
             lock.release()
