@@ -7,6 +7,7 @@ Each concern lives in its own module: the resume policy in :mod:`s2s.resume`, th
 from __future__ import annotations
 
 import json
+import logging
 import signal
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
 from s2s.run_lock import CheckpointLock
 from s2s.task import TranslationTask
+
+log = logging.getLogger(__name__)
 
 
 def plain(cfg: Any) -> Any:
@@ -171,6 +174,8 @@ def _fit_and_export(
     ckpt_dir = Path(paths.checkpoint_dir)
     decision = resume.decide(ckpt_dir, fp, relevant, world_size, str(t.resume))
     resume.prepare_checkpoint_dir(ckpt_dir, decision, fp, relevant, world_size, trainer.is_global_zero)
+    if decision.resume_path and trainer.is_global_zero:
+        log.info("resuming from %s: %s", decision.resume_path, decision.reason)
 
     run_file = ckpt_dir / "run.json"
     run_id = None
