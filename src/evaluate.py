@@ -32,7 +32,7 @@ from s2s.evaluation import (
     translate_ids,
     write_translations,
 )
-from s2s.io import InputError, atomic_path, write_json_atomic
+from s2s.io import InputError, atomic_path, check_writable_dir, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
 from s2s.options import validate
 from s2s.search import SearchOptions
@@ -94,6 +94,7 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
 def main(cfg: DictConfig) -> None:
     validate(cfg, "evaluate")
     check_options(cfg)
+    check_writable_dir(cfg.paths.reports_dir, "paths.reports_dir")
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
     dataset = Dataset.from_config(cfg.data)
     vocab = Vocabulary(prepared / "spm.model")

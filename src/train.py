@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
+from s2s.io import check_writable_dir
 from s2s.options import validate
 
 log = logging.getLogger("train")
@@ -68,6 +69,8 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "train")
+    for key in ("checkpoint_dir", "model_dir", "reports_dir"):
+        check_writable_dir(cfg.paths[key], f"paths.{key}")
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
     from s2s.training import run_training
 
