@@ -3,7 +3,9 @@
 The outputs form one set, ``reports/eval/`` (metrics.json, translations/<test set>.tsv,
 robustness.json, attention/), built in a temporary folder and published in one rename: a killed or
 failed run leaves the previous set whole, and no image of an earlier run outlives it.
-``reports/metrics.json``, the file DVC reads, is a copy of the set's metrics written after it.
+``reports/metrics.json``, the file DVC reads, is a copy of the set's metrics, written beside the
+set before either is published and renamed into place right after it: a failed run keeps both old
+files, a kill between the two renames leaves the new set without a summary (never a stale one).
 """
 
 import logging
@@ -137,18 +139,22 @@ def main(cfg: DictConfig) -> None:
         cap,
     )
 
-    # publish: the old summary goes first, so a kill never leaves it beside a newer set
-    (reports / "metrics.json").unlink(missing_ok=True)
-    with atomic_path(reports / "eval", is_dir=True) as tmp:
-        write_json_atomic(tmp / "metrics.json", metrics)
-        for name, records in sets.items():
-            write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
-        write_json_atomic(tmp / "robustness.json", {"robustness": curve})
-        (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
-        if cfg.evaluate.heatmaps and model.decoder.attention is not None:
-            heatmaps(model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention")
-    with atomic_path(reports / "metrics.json") as tmp:
-        shutil.copyfile(reports / "eval" / "metrics.json", tmp)
+    # publish: the set and the summary are both written in full first, so a failure leaves the old
+    # ones as they were; then the old summary goes, the set is renamed, the summary renamed (a kill
+    # between the renames leaves no summary, never an old one beside a newer set)
+    with atomic_path(reports / "metrics.json") as summary:
+        with atomic_path(reports / "eval", is_dir=True) as tmp:
+            write_json_atomic(tmp / "metrics.json", metrics)
+            for name, records in sets.items():
+                write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
+            write_json_atomic(tmp / "robustness.json", {"robustness": curve})
+            (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
+            if cfg.evaluate.heatmaps and model.decoder.attention is not None:
+                heatmaps(
+                    model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention"
+                )
+            shutil.copyfile(tmp / "metrics.json", summary)
+            (reports / "metrics.json").unlink(missing_ok=True)
 
     out = reports / "eval"
     if cfg.logger.get("name", "mlflow") == "mlflow":  # never needs the run: a missing one is a warning
