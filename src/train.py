@@ -18,6 +18,7 @@ from omegaconf import DictConfig, open_dict
 from s2s.cli import user_errors
 from s2s.io import check_writable_dir
 from s2s.options import validate
+from s2s.run_lock import refuse_if_held
 
 log = logging.getLogger("train")
 
@@ -65,16 +66,25 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
         end_distributed_job(launch_env)
 
 
+def check_outputs(cfg: DictConfig) -> None:
+    """Before the work: every output folder writable, and no other training holding the checkpoints."""
+    for key in ("checkpoint_dir", "model_dir", "reports_dir"):
+        check_writable_dir(cfg.paths[key], f"paths.{key}")
+    if not cfg.train.get("validate_only"):
+        single = str(cfg.trainer.get("devices", 1)) == "1" and int(cfg.trainer.get("num_nodes", 1)) == 1
+        refuse_if_held(cfg.paths.checkpoint_dir, single)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "train")
-    for key in ("checkpoint_dir", "model_dir", "reports_dir"):
-        check_writable_dir(cfg.paths[key], f"paths.{key}")
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:  # a sweep job's output folders are set in run_sweep_job
+        check_outputs(cfg)
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
     from s2s.training import run_training
 
-    hc = HydraConfig.get()
     try:
         summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     except KeyboardInterrupt:
