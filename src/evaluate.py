@@ -1,10 +1,12 @@
 """DVC stage `evaluate`: decode every test set, score with sacreBLEU, write reports/eval/, log to MLflow.
 
 The outputs form one set, ``reports/eval/`` (metrics.json: every score; report.json: signatures,
-method, counts; translations/<test set>.tsv, robustness.json, attention/), built in a temporary
-folder and published in one rename: a killed or failed run leaves the previous set whole, and no
-image of an earlier run outlives it. ``reports/metrics.json``, the file DVC reads as metrics (the
-primary test set's BLEU, chrF, tokenized BLEU), is written after it.
+method, counts, provenance; translations/<test set>.tsv, robustness.json, attention/), built in a
+temporary folder and published in one rename: a killed or failed run leaves the previous set whole,
+and no image of an earlier run outlives it. ``reports/metrics.json``, the file DVC reads as metrics
+(the primary test set's BLEU, chrF, tokenized BLEU), is written in full beside the set before either
+is published and renamed into place right after it: a failed run keeps both old files, a kill
+between the two renames leaves the new set without a summary (never a stale one).
 """
 
 import logging
@@ -32,7 +34,7 @@ from s2s.evaluation import (
     translate_ids,
     write_translations,
 )
-from s2s.io import InputError, atomic_path, write_json_atomic
+from s2s.io import InputError, atomic_path, check_writable_dir, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
 from s2s.options import validate
 from s2s.run_lock import check_params_file, record_params_file
@@ -130,6 +132,7 @@ def main(cfg: DictConfig) -> None:
     record_params_file()  # checked again before the reports are published
     validate(cfg, "evaluate")
     check_options(cfg)
+    check_writable_dir(cfg.paths.reports_dir, "paths.reports_dir")
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
     dataset = Dataset.from_config(cfg.data)
     vocab = Vocabulary(prepared / "spm.model")
@@ -163,18 +166,23 @@ def main(cfg: DictConfig) -> None:
     )
 
     check_params_file()
-    # publish: the old summary goes first, so a kill never leaves it beside a newer set
-    (reports / "metrics.json").unlink(missing_ok=True)
-    with atomic_path(reports / "eval", is_dir=True) as tmp:
-        write_json_atomic(tmp / "metrics.json", numbers)
-        write_json_atomic(tmp / "report.json", report)
-        for name, records in sets.items():
-            write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
-        write_json_atomic(tmp / "robustness.json", {"robustness": curve})
-        (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
-        if cfg.evaluate.heatmaps and model.decoder.attention is not None:
-            heatmaps(model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention")
-    write_json_atomic(reports / "metrics.json", metrics)
+    # publish: the set and the summary are both written in full first, so a failure leaves the old
+    # ones as they were; then the old summary goes, the set is renamed, the summary renamed (a kill
+    # between the renames leaves no summary, never an old one beside a newer set)
+    with atomic_path(reports / "metrics.json") as summary:
+        with atomic_path(reports / "eval", is_dir=True) as tmp:
+            write_json_atomic(tmp / "metrics.json", numbers)
+            write_json_atomic(tmp / "report.json", report)
+            for name, records in sets.items():
+                write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
+            write_json_atomic(tmp / "robustness.json", {"robustness": curve})
+            (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
+            if cfg.evaluate.heatmaps and model.decoder.attention is not None:
+                heatmaps(
+                    model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention"
+                )
+            write_json_atomic(summary, metrics)
+            (reports / "metrics.json").unlink(missing_ok=True)
 
     out = reports / "eval"
     if cfg.logger.get("name", "mlflow") == "mlflow":  # never needs the run: a missing one is a warning

@@ -1,7 +1,8 @@
 """DVC stage `train` (also a plain Hydra app): python src/train.py model=bigru_attn trainer.devices=2
 
 Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 + signal number
-(143 SIGTERM, 138 SIGUSR1) when a signal stopped training after saving a resumable last.ckpt.
+(143 SIGTERM, 138 SIGUSR1, 130 SIGINT / Ctrl-C) when a signal stopped training after saving a
+resumable last.ckpt (a Ctrl-C outside the training loop also exits 130, keeping the checkpoints).
 """
 
 import logging
@@ -15,8 +16,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from s2s.cli import stage_main, user_errors
+from s2s.io import check_writable_dir
 from s2s.options import validate
-from s2s.run_lock import record_params_file
+from s2s.run_lock import record_params_file, refuse_if_held
 
 log = logging.getLogger("train")
 
@@ -64,16 +66,32 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
         end_distributed_job(launch_env)
 
 
+def check_outputs(cfg: DictConfig) -> None:
+    """Before the work: every output folder writable, and no other training holding the checkpoints."""
+    for key in ("checkpoint_dir", "model_dir", "reports_dir"):
+        check_writable_dir(cfg.paths[key], f"paths.{key}")
+    if not cfg.train.get("validate_only"):
+        single = str(cfg.trainer.get("devices", 1)) == "1" and int(cfg.trainer.get("num_nodes", 1)) == 1
+        refuse_if_held(cfg.paths.checkpoint_dir, single)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     record_params_file()  # checked again before the model is exported
     validate(cfg, "train")
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:  # a sweep job's output folders are set in run_sweep_job
+        check_outputs(cfg)
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
     from s2s.training import run_training
 
-    hc = HydraConfig.get()
-    summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
+    try:
+        summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the training loop (loading data, exporting): what was saved stays resumable
+        print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(128 + 2)
     if summary:
         bleu = summary.get("val_bleu")
         log.info(

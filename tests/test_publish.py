@@ -185,3 +185,48 @@ def test_preprocess_killed_while_publishing(raw_files: Path, tmp_path: Path, ste
     assert set(new) == set(old) and all(new[name] != old[name] for name in ("spm.model", "train.npz"))
     assert killed == (new if step == "renamed" else old)
     assert leftovers(target) == []
+
+
+# --- the evaluate stage publishes its set and summary together ---------------------------------------
+
+@pytest.mark.slow
+def test_a_failed_evaluate_keeps_the_old_summary_and_set(tiny_data: Path, tmp_path: Path) -> None:
+    """A failure while the new set is written (here a full disk) leaves reports/metrics.json and
+    reports/eval/ both as they were: the old summary is never removed beside the old set."""
+    from omegaconf import OmegaConf
+
+    from s2s.build import build_model
+    from s2s.checkpoint import save_model_file
+    from s2s.data.vocab import Vocabulary
+
+    from conftest import compose_config, copy_tiny
+
+    paths = copy_tiny(tiny_data, tmp_path)
+    spm = tmp_path / "prepared/spm.model"
+    model_cfg = OmegaConf.to_container(compose_config(["preset=tiny"]).model, resolve=True)
+    size = len(Vocabulary(spm))
+    save_model_file(tmp_path / "models/model.pt", build_model(model_cfg, size).state_dict(), model_cfg, size, spm)
+    reports = tmp_path / "reports"
+    (reports / "eval").mkdir(parents=True)
+    (reports / "eval/metrics.json").write_text('{"bleu": 1.0}\n')
+    (reports / "metrics.json").write_text('{"bleu": 1.0}\n')
+    before = tree(reports)
+    env = {**os.environ}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, "tests/fail_at.py", "s2s.evaluation:write_translations", "src/evaluate.py", *paths,
+         "decode=greedy", "evaluate.robustness_levels=[]", "evaluate.heatmaps=0", "logger=none"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0 and "No space left on device" in result.stderr, result.stderr[-3000:]
+    assert tree(reports) == before
+    assert leftovers(reports / "eval") == [] and leftovers(reports / "metrics.json") == []
+
+    # the same command without the fault publishes both, the summary a copy of the set's metrics
+    subprocess.run(
+        [sys.executable, "src/evaluate.py", *paths, "decode=greedy", "evaluate.robustness_levels=[]",
+         "evaluate.heatmaps=0", "logger=none"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
+    )
+    assert (reports / "metrics.json").read_bytes() == (reports / "eval/metrics.json").read_bytes()
+    assert (reports / "eval/translations").is_dir()

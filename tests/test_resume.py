@@ -91,7 +91,9 @@ def test_resume_after_sigkill_gives_identical_weights(
     assert_same_weights(weights(last), straight_weights)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT], ids=["SIGTERM", "SIGUSR1", "SIGINT"]
+)
 def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
     tiny_data: Path, tmp_path: Path, straight_weights: dict[str, torch.Tensor], sig: signal.Signals
 ) -> None:
@@ -112,6 +114,28 @@ def test_signal_saves_exits_nonzero_and_the_same_command_resumes_exactly(
     assert resumed_from_checkpoint(result)
     assert_same_weights(weights(last), straight_weights)
     assert (tmp_path / "models/model.pt").is_file()
+
+
+ACCUMULATED = [*RUN, "trainer.accumulate_grad_batches=2"]
+
+
+def test_a_signal_inside_an_accumulation_window_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    """With 2 batches per optimizer step, a SIGTERM during the first batch of a window is acted on
+    at the end of the window: the checkpoint holds every consumed batch's gradient, so the resumed
+    run ends with the uninterrupted run's weights."""
+    straight = copy_tiny(tiny_data, tmp_path / "straight")
+    run_script("train", *straight, *ACCUMULATED)
+    paths = copy_tiny(tiny_data, tmp_path / "resumed")
+    # batch 4 starts the window of batches 4 and 5 (optimizer step 3); no periodic save before it
+    result = subprocess.run(
+        [sys.executable, "tests/signal_at_batch.py", "4", "SIGTERM", "src/train.py", *paths, *ACCUMULATED],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    last = tmp_path / "resumed/checkpoints/last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3, "saved at the window's end"
+    run_script("train", *paths, *ACCUMULATED)
+    assert_same_weights(weights(last), weights(tmp_path / "straight/checkpoints/last.ckpt"))
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
@@ -175,3 +199,51 @@ def test_nan_loss_stops_with_the_step_named(tiny_data: Path, tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "models/model.pt").exists()
     assert not (tmp_path / "checkpoints/last.ckpt").exists(), "nothing saved from a non-finite step"
+
+
+def _finished_run(ckpt: Path) -> dict[str, bytes]:
+    """A finished run's checkpoint folder (of another configuration, so the next run starts fresh)."""
+    ckpt.mkdir(parents=True)
+    for name, data in {
+        "best.ckpt": b"best weights",
+        "last.ckpt": b"last weights",
+        "config.yaml": b"seed: 1\n",
+        "COMPLETE": b"done\n",
+        "fingerprint.json": json.dumps({"fingerprint": "0123456789abcdef", "world_size": 1, "config": {}}).encode(),
+    }.items():
+        (ckpt / name).write_bytes(data)
+    return {p.name: p.read_bytes() for p in ckpt.iterdir()}
+
+
+@pytest.mark.parametrize("fault", ["missing_data", "nan_loss"])
+def test_a_run_failing_before_its_first_checkpoint_keeps_the_finished_run(
+    tiny_data: Path, tmp_path: Path, fault: str
+) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    before = _finished_run(tmp_path / "checkpoints")
+    if fault == "missing_data":
+        (tmp_path / "prepared/train.npz").unlink()
+        extra = []
+    else:
+        extra = ["model.init_scale=1e38"]  # overflows float32 in the first forward pass
+    result = run_script("train", *paths, *RUN, *extra, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    left = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir() if p.name != ".lock"}
+    assert left == before
+
+
+def test_a_finished_run_of_the_same_configuration_is_exported_again_without_training(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    run_script("train", *paths, *RUN)
+    model = (tmp_path / "models/model.pt").read_bytes()
+    (tmp_path / "models/model.pt").unlink()
+    last = tmp_path / "checkpoints/last.ckpt"
+    stamp = last.stat().st_mtime_ns
+    # another mirror for the corpus does not change the data: same configuration
+    result = run_script("train", *paths, *RUN, "data.sources.multi30k.mirror=/elsewhere")
+    assert "exported again without training" in result.stdout + result.stderr
+    assert (tmp_path / "models/model.pt").read_bytes() == model
+    assert last.stat().st_mtime_ns == stamp, "nothing trained, nothing saved"

@@ -25,6 +25,8 @@ def fp(*overrides: str) -> str:
     "override",
     [
         "data.mirror=/somewhere/else",
+        "data.sources.multi30k.mirror=/somewhere/else",
+        "data.sources.multi30k.mirror_name=elsewhere",
         "data.timeout_s=5",
         "logger=none",
         "trainer.log_every_n_steps=1",
@@ -169,3 +171,73 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path: Path) ->
     torch.save({"state_dict": {}, resume.CKPT_KEY: {"fingerprint": "someone-else"}}, ckpt / "last.ckpt")
     decision = _decide(ckpt, [])
     assert decision.resume_path is None
+
+
+def test_a_corrupt_last_checkpoint_is_moved_aside_not_overwritten(tmp_path: Path) -> None:
+    ckpt = _stamped_folder(tmp_path, [])
+    good = (ckpt / "last.ckpt").read_bytes()
+    (ckpt / "best.ckpt").write_bytes(good)
+    (ckpt / "last.ckpt").write_bytes(b"half a checkpoint")
+    for n in (1, 2):  # a second corrupt file does not overwrite the first one set aside
+        decision = _decide(ckpt, [])
+        assert decision.resume_path == str(ckpt / "best.ckpt")
+        cfg = compose_config(BASE)
+        resume.prepare_checkpoint_dir(
+            ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), 1, is_global_zero=True
+        )
+        assert not (ckpt / "last.ckpt").exists()
+        assert (ckpt / f"last.ckpt.corrupt-{n}").read_bytes() == b"half a checkpoint"
+        (ckpt / "last.ckpt").write_bytes(b"half a checkpoint")
+
+
+def _finished_folder(tmp_path: Path, overrides: list[str]) -> tuple[Path, dict[str, bytes]]:
+    ckpt = _stamped_folder(tmp_path, overrides)
+    (ckpt / "best.ckpt").write_bytes((ckpt / "last.ckpt").read_bytes())
+    (ckpt / "config.yaml").write_text("seed: 1\n")
+    (ckpt / resume.COMPLETE_MARKER).write_text("done\n")
+    return ckpt, {p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()}
+
+
+def test_a_finished_run_of_the_same_configuration_is_reused(tmp_path: Path) -> None:
+    ckpt, _ = _finished_folder(tmp_path, [])
+    decision = _decide(ckpt, ["data.sources.multi30k.mirror=/elsewhere"])
+    assert decision.resume_path == str(ckpt / "last.ckpt") and not decision.start_fresh
+    assert "without training" in decision.reason
+    assert _decide(ckpt, [], mode="never").start_fresh
+
+
+def _start_fresh_over(ckpt: Path, overrides: list[str]) -> None:
+    cfg = compose_config([*BASE, *overrides])
+    decision = _decide(ckpt, overrides)
+    assert decision.start_fresh
+    resume.prepare_checkpoint_dir(
+        ckpt, decision, resume.fingerprint(cfg), resume.relevant_config(cfg), 1, is_global_zero=True
+    )
+
+
+def test_a_finished_run_is_kept_until_the_new_run_saves_and_restored_if_it_fails(tmp_path: Path) -> None:
+    ckpt, before = _finished_folder(tmp_path, [])
+    _start_fresh_over(ckpt, ["seed=7"])
+    assert not (ckpt / "best.ckpt").exists()
+    assert resume.restore_previous(ckpt)  # the new run failed before its first checkpoint
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()} == before
+
+    _start_fresh_over(ckpt, ["seed=7"])
+    (ckpt / "last.ckpt").write_bytes(b"the new run's first checkpoint")
+    resume.discard_previous(ckpt)  # what the checkpoint writer calls after it
+    assert not resume.restore_previous(ckpt)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json", "last.ckpt"]
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["killed-before-saving", "killed-after-saving"])
+def test_a_run_killed_while_a_finished_run_was_set_aside(tmp_path: Path, saved: bool) -> None:
+    ckpt, before = _finished_folder(tmp_path, [])
+    _start_fresh_over(ckpt, ["seed=7"])
+    if saved:
+        (ckpt / "last.ckpt").write_bytes(b"new")
+    resume.recover_previous(ckpt)
+    assert not (ckpt / resume.PREVIOUS).exists()
+    if saved:
+        assert (ckpt / "last.ckpt").read_bytes() == b"new" and not (ckpt / "best.ckpt").exists()
+    else:
+        assert {p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()} == before

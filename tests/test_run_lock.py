@@ -124,3 +124,30 @@ def test_params_yaml_changed_under_a_running_stage_publishes_nothing(tiny_data: 
     assert errors[0].startswith("error: params.yaml changed while this stage ran (another dvc exp run?): ")
     assert not (tmp_path / "models").exists()
     assert not (tmp_path / "reports" / "train_run.json").exists()
+
+
+def test_a_held_lock_is_refused_before_lightning_or_mlflow_is_imported(tmp_path: Path) -> None:
+    """The refusal is prompt: it comes before the seconds of importing Lightning and MLflow (an
+    observable event, the import log, rather than a timer)."""
+    holder = hold_lock(tmp_path / "checkpoints")
+    try:
+        result = run_script(
+            "train",
+            "preset=tiny",
+            f"paths.prepared_dir={tmp_path}/prepared",
+            f"paths.checkpoint_dir={tmp_path}/checkpoints",
+            f"paths.model_dir={tmp_path}/models",
+            f"paths.reports_dir={tmp_path}/reports",
+            f"hydra.run.dir={tmp_path}/hydra",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            env={"PYTHONPROFILEIMPORTTIME": "1"},
+            check=False,
+        )
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"locked by process PID {holder.pid}" in errors[0]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "pytorch_lightning" not in imported and "mlflow" not in imported

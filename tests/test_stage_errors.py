@@ -137,3 +137,35 @@ def test_bad_option_fails_first_with_one_line(tmp_path: Path, stage: str, overri
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
     for made in ("raw", "prepared", "models", "reports"):
         assert not (tmp_path / made).exists(), made
+
+
+# --- output folders that cannot be written are refused before the work -----------------------------
+
+@pytest.mark.parametrize(
+    ("stage", "option"),
+    [("train", "paths.model_dir"), ("train", "paths.reports_dir"), ("train", "paths.checkpoint_dir"),
+     ("evaluate", "paths.reports_dir")],
+)
+def test_an_unwritable_output_folder_is_one_line_before_the_work(tmp_path: Path, stage: str, option: str) -> None:
+    """A folder below a regular file cannot be created, even by root (for whom chmod stops nothing)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    paths = {
+        "paths.prepared_dir": f"{tmp_path}/prepared",
+        "paths.checkpoint_dir": f"{tmp_path}/checkpoints",
+        "paths.model_dir": f"{tmp_path}/models",
+        "paths.reports_dir": f"{tmp_path}/reports",
+        option: f"{blocker}/sub",
+    }
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, f"src/{stage}.py", *(f"{k}={v}" for k, v in paths.items()),
+         f"hydra.run.dir={tmp_path}/hydra", "logger=none"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {option}="), result.stderr[-3000:]
+    assert "not a folder" in errors[0]

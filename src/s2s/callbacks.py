@@ -1,4 +1,5 @@
-"""Training callbacks: one console line per epoch, save-and-exit on a signal, our stamp in every checkpoint."""
+"""Training callbacks: one console line per epoch, save-and-exit on a signal, step-boundary checkpoints,
+our stamp in every checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s.resume import CKPT_KEY
@@ -25,7 +26,7 @@ class TrainingInterrupted(SystemExit):
     """Training stopped by a signal after saving ``last.ckpt``; the process exits 128 + signal number.
 
     A ``SystemExit`` so that nothing reports it as success (exit code 143 for SIGTERM, 138 for
-    SIGUSR1): ``train && evaluate``, DVC and schedulers see a failed, resumable stage.
+    SIGUSR1, 130 for SIGINT): ``train && evaluate``, DVC and schedulers see a failed, resumable stage.
     """
 
     def __init__(self, signum: int):
@@ -34,26 +35,33 @@ class TrainingInterrupted(SystemExit):
 
 
 class SaveOnSignal(Callback):
-    """On SIGTERM or SIGUSR1 (a preempted SLURM job's warning) save ``last.ckpt`` and stop non-zero.
+    """On SIGTERM, SIGUSR1 (a preempted SLURM job's warning) or SIGINT (Ctrl-C) save ``last.ckpt`` and
+    stop with exit code 128 + the signal number (143, 138, 130).
 
-    Our own handler only records the signal; the decision is taken at a batch boundary, agreed by
+    Our handler only records the signal; the decision is taken at the end of a batch that completed
+    an optimizer step (with ``trainer.accumulate_grad_batches`` > 1 the batches of an unfinished
+    window have gradients that no checkpoint holds, so saving there would lose them), agreed by
     every rank (a signal may reach one process only), so the checkpoint is written collectively and
-    the next run of the same command resumes exactly there. Lightning also stops on SIGTERM by
-    itself (``SIGTERMException``); that path saves in :meth:`on_exception`.
+    the next run of the same command resumes exactly there. The handlers are installed when
+    training starts, replacing the SIGTERM handler Lightning registers for ``fit`` (it would stop
+    mid-window); Lightning restores the previous handlers when ``fit`` ends. A SIGTERM before the
+    first batch (during the sanity check) is still Lightning's: that path saves in
+    :meth:`on_exception`.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
     def __init__(self, ckpt_dir: Path):
         self.path = ckpt_dir / "last.ckpt"
         self.received: int | None = None
         self._saved = False
+        self._step_at_batch_start = -1
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Lightning's fit installs its SIGTERM handler later and keeps ours beside it
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning's own registration (it runs between setup and the fit loop)
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 signal.signal(sig, self._handler)
@@ -70,6 +78,11 @@ class SaveOnSignal(Callback):
             )
         raise TrainingInterrupted(signum)
 
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_at_batch_start = trainer.global_step
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -77,7 +90,8 @@ class SaveOnSignal(Callback):
         if trainer.world_size > 1:
             flag = torch.tensor(float(signum), device=pl_module.device)
             signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
-        if signum:
+        # the same global step on every rank, so every rank takes the same decision
+        if signum and trainer.global_step != self._step_at_batch_start:
             self._save_and_stop(trainer, signum)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -85,6 +99,29 @@ class SaveOnSignal(Callback):
             self._saved = True
             trainer.save_checkpoint(self.path)
             log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
+
+
+class StepBoundaryCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
+    a batch that completed an optimizer step.
+
+    Lightning's own check is ``global_step % n == 0``, which also holds during the batches of the
+    next accumulation window (after a resume it saves there: its last saved step is not restored);
+    such a checkpoint counts those batches as consumed while their gradients are lost.
+    """
+
+    _step_at_batch_start = -1
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_at_batch_start = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step != self._step_at_batch_start:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class StampCheckpoints(Callback):

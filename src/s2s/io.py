@@ -196,3 +196,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_writable_dir(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before any work, an output folder this process cannot create or write.
+
+    Found at the end instead, a read-only ``paths.model_dir`` costs the whole training budget. The
+    nearest existing folder is probed by creating (and removing) a temporary file in it: the
+    permission bits alone say nothing for root or on a read-only mount. Nothing is created.
+    """
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{option}={path}: {existing} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(f"{option}={path}: {existing} is not writable ({err.strerror})") from None

@@ -2,8 +2,11 @@
 
 A run resumes only from an unfinished run whose result-determining configuration (the
 *fingerprint*) is the same and which ran on the same number of processes (the sampler's position
-is counted per process, so another world size would replay or skip batches). Anything else starts
-fresh, and a resumable checkpoint of another configuration is moved aside, never deleted.
+is counted per process, so another world size would replay or skip batches). A finished run of the
+same configuration is reused: restored and exported again, without training. Anything else starts
+fresh; a resumable checkpoint of another configuration is moved aside, never deleted, and a
+finished run's files are set aside (:data:`PREVIOUS`) until the new run has written its first
+checkpoint, so a run that fails before that (missing data, a NaN loss, a full disk) leaves them.
 
 Only the global-rank-0 process changes the checkpoint folder; the other ranks only read it, and
 they reach the same decision from the same files whether they read before or after rank 0 moved
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "COMPLETE"
 STAMP = "fingerprint.json"
+PREVIOUS = ".previous-run"  # a finished run's files, until the next run's first checkpoint is written
 CKPT_KEY = "s2s"  # our entry in every Lightning checkpoint: {"fingerprint": ..., "spm_sha256": ...}
 
 # what decides the trained weights; everything else (paths, logger, progress bar, log interval,
@@ -52,6 +56,8 @@ _IRRELEVANT = {
     "data": ("mirror", "timeout_s", "source_url"),
     "train": ("num_workers", "resume", "validate_only", "save_every_n_steps"),
 }
+# where a source's files are fetched from; they are verified against the source's sha256 list
+_SOURCE_LOCATION = ("mirror", "mirror_name")
 
 
 def _plain(cfg: Any) -> Any:
@@ -65,6 +71,11 @@ def relevant_config(cfg: DictConfig) -> dict[str, Any]:
         values = dict(_plain(cfg[section]))
         for key in _IRRELEVANT.get(section, ()):
             values.pop(key, None)
+        if section == "data" and isinstance(values.get("sources"), dict):
+            values["sources"] = {
+                name: {k: v for k, v in spec.items() if k not in _SOURCE_LOCATION} if isinstance(spec, dict) else spec
+                for name, spec in values["sources"].items()
+            }
         out[section] = values
     out["trainer"] = {k: _plain(cfg.trainer[k]) for k in _TRAINER_KEYS if k in cfg.trainer}
     return out
@@ -94,11 +105,13 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
 
 @dataclass
 class Decision:
-    """Where to resume from (None: fresh), and whether rank 0 must clear the folder first."""
+    """Where to resume from (None: fresh), whether rank 0 must clear the folder first, and the
+    checkpoints found unusable (rank 0 moves them aside: a later save must not overwrite them)."""
 
     resume_path: str | None
     start_fresh: bool
     reason: str
+    unusable: tuple[str, ...] = ()
 
 
 def read_stamp(ckpt_dir: Path) -> dict[str, Any] | None:
@@ -141,32 +154,42 @@ def decide(ckpt_dir: Path, fp: str, relevant: dict[str, Any], world_size: int, r
         if problem and not problem.startswith("saved by another"):
             raise InputError(f"train.resume={resume}: {problem}")
         return Decision(resume, False, "explicit checkpoint")
-    stamp = read_stamp(ckpt_dir)
-    if not _candidates(ckpt_dir) or (ckpt_dir / COMPLETE_MARKER).exists():
-        return Decision(None, True, "no unfinished run")
     if resume == "never":
         return Decision(None, True, "train.resume=never")
+    stamp = read_stamp(ckpt_dir)
+    if not _candidates(ckpt_dir):
+        return Decision(None, True, "no checkpoint")
+    finished = (ckpt_dir / COMPLETE_MARKER).exists()
     if stamp is None or stamp.get("fingerprint") != fp:
         changes = config_changes(stamp.get("config", {}), relevant) if stamp else "no fingerprint"
         return Decision(None, True, f"the configuration changed ({changes})")
     if stamp.get("world_size") != world_size:
+        if finished:
+            return Decision(None, True, f"the finished run ran on {stamp.get('world_size')} processes")
         raise InputError(
             f"{ckpt_dir}/last.ckpt was saved by a run on {stamp.get('world_size')} processes but this run has "
             f"{world_size} (trainer.devices x trainer.num_nodes): the data order would change; resume with the "
             "same world size, or start fresh with train.resume=never"
         )
+    unusable: list[str] = []
     for path in _candidates(ckpt_dir):
         problem = checkpoint_problem(path, fp)
         if problem is None:
-            return Decision(str(path), False, "unfinished run of the same configuration")
+            reason = (
+                "finished run of the same configuration: exported again without training"
+                if finished
+                else "unfinished run of the same configuration"
+            )
+            return Decision(str(path), False, reason, tuple(unusable))
         log.warning("cannot resume from %s: %s; trying an older checkpoint", path, problem)
+        unusable.append(str(path))
     log.warning("no readable checkpoint in %s: starting fresh", ckpt_dir)
     return Decision(None, True, "every checkpoint unreadable")
 
 
 def move_aside(ckpt_dir: Path) -> Path | None:
     """Move the folder's checkpoints to ``stale-<fingerprint>-<time>/`` beside them; returns where."""
-    files = [p for p in ckpt_dir.iterdir() if not p.name.startswith(("stale-", ".lock"))]
+    files = _run_files(ckpt_dir)
     if not files:
         return None
     old = (read_stamp(ckpt_dir) or {}).get("fingerprint", "unknown")
@@ -181,18 +204,86 @@ def move_aside(ckpt_dir: Path) -> Path | None:
     return dest
 
 
+def _run_files(ckpt_dir: Path) -> list[Path]:
+    """The folder's entries that belong to a run (not the lock, stale runs or a set-aside run)."""
+    return [p for p in ckpt_dir.iterdir() if not p.name.startswith(("stale-", ".lock", PREVIOUS))]
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def move_unusable(path: Path) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt-<n>`` (the first free n): kept, never overwritten."""
+    n = 1
+    while (dest := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    path.rename(dest)
+    return dest
+
+
+def retire_finished(ckpt_dir: Path) -> None:
+    """Set a finished run's files aside in ``PREVIOUS`` (the new run has not saved anything yet)."""
+    previous = ckpt_dir / PREVIOUS
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir()
+    for p in _run_files(ckpt_dir):
+        p.rename(previous / p.name)
+
+
+def discard_previous(ckpt_dir: Path) -> None:
+    """The new run saved its first checkpoint: the finished run set aside is retired for good."""
+    previous = Path(ckpt_dir) / PREVIOUS
+    if previous.exists():
+        shutil.rmtree(previous)
+
+
+def restore_previous(ckpt_dir: Path) -> bool:
+    """The new run failed before its first checkpoint: put the finished run's files back (True if any)."""
+    previous = Path(ckpt_dir) / PREVIOUS
+    if not previous.is_dir():
+        return False
+    for p in _run_files(ckpt_dir):  # the new run's stamp and run.json
+        _remove(p)
+    for p in previous.iterdir():
+        p.rename(ckpt_dir / p.name)
+    previous.rmdir()
+    log.warning("restored the finished run's checkpoints in %s", ckpt_dir)
+    return True
+
+
+def recover_previous(ckpt_dir: Path) -> None:
+    """Rank 0, before deciding: finish what a killed run left. Its set-aside finished run is put back
+    unless the killed run had already saved a checkpoint of its own."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / PREVIOUS).is_dir():
+        return
+    if any(ckpt_dir.glob("*.ckpt")):
+        discard_previous(ckpt_dir)
+    else:
+        restore_previous(ckpt_dir)
+
+
 def prepare_checkpoint_dir(
     ckpt_dir: Path, decision: Decision, fp: str, relevant: dict[str, Any], world_size: int, is_global_zero: bool
 ) -> None:
-    """Rank 0 only: set the old checkpoints aside (finished runs' are removed) and stamp the folder."""
+    """Rank 0 only: set the old checkpoints aside and stamp the folder.
+
+    A finished run's files go to ``PREVIOUS`` (removed at the new run's first checkpoint, restored
+    if it fails before); an unfinished run's resumable checkpoints to ``stale-<fingerprint>-<time>/``;
+    unreadable checkpoints of the run being resumed to ``<name>.corrupt-<n>``.
+    """
     if not is_global_zero:
         return
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    for name in decision.unusable:
+        if Path(name).exists():
+            dest = move_unusable(Path(name))
+            log.warning("moved the unusable checkpoint %s aside to %s", name, dest)
     if decision.start_fresh:
         if (ckpt_dir / COMPLETE_MARKER).exists():
-            for p in ckpt_dir.iterdir():
-                if not p.name.startswith(("stale-", ".lock")):
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            retire_finished(ckpt_dir)
         elif _candidates(ckpt_dir):
             dest = move_aside(ckpt_dir)
             log.warning("starting fresh (%s): moved the resumable checkpoints aside to %s", decision.reason, dest)

@@ -16,6 +16,36 @@ from s2s.io import InputError
 
 LOCK_NAME = ".lock"
 
+# rank variables of the launchers Lightning supports (its own DDP children, torchrun, SLURM, MPI)
+_RANK_VARIABLES = ("LOCAL_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def refuse_if_held(ckpt_dir: str | Path, single_process: bool) -> None:
+    """Fail at once, before the seconds of importing Lightning and MLflow, when another training
+    holds the folder's lock. Only a check: :class:`CheckpointLock` still takes the lock on rank 0.
+
+    Run only where this process cannot be a non-zero rank, which would find rank 0's own lock:
+    a one-process configuration, or no launcher variable naming another rank (whatever this
+    misses is refused a few seconds later by the real lock).
+    """
+    if not single_process and any(os.environ.get(v, "0") != "0" for v in _RANK_VARIABLES):
+        return
+    path = Path(ckpt_dir) / LOCK_NAME
+    try:
+        fh = open(path)  # noqa: SIM115 - closed below
+    except OSError:
+        return  # no lock file: nobody holds it (an unreadable one is the real lock's to report)
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = fh.read().strip() or "unknown"
+            raise InputError(
+                f"{path.parent} is locked by process PID {holder} (another training in the same "
+                "checkpoint folder); wait for it or set paths.checkpoint_dir"
+            ) from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 class CheckpointLock:
     """Held for the life of the process (or until :meth:`release`)."""

@@ -7,6 +7,7 @@ Each concern lives in its own module: the resume policy in :mod:`s2s.resume`, th
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -19,7 +20,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s import dvc_report, mlflow_logger, resume, tracking
 from s2s.build import count_parameters
-from s2s.callbacks import EpochReport, SaveOnSignal, StampCheckpoints, TrainingInterrupted
+from s2s.callbacks import (
+    EpochReport,
+    SaveOnSignal,
+    StampCheckpoints,
+    StepBoundaryCheckpoint,
+    TrainingInterrupted,
+)
 from s2s.checkpoint import check_state_dict, load_init_weights
 from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.compilation import compile_decoder_step
@@ -28,6 +35,8 @@ from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
 from s2s.run_lock import CheckpointLock, check_params_file
 from s2s.task import TranslationTask
+
+log = logging.getLogger(__name__)
 
 
 def plain(cfg: Any) -> Any:
@@ -80,7 +89,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         save_last=True,
         enable_version_counter=False,
     )
-    periodic = ModelCheckpoint(
+    periodic = StepBoundaryCheckpoint(
         dirpath=ckpt_dir,
         filename="step{step}",
         every_n_train_steps=t.save_every_n_steps,
@@ -156,15 +165,25 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         raise InputError(f"{spm_model}: not found (run the preprocess stage first)")
     fp, relevant = resume.fingerprint(cfg), resume.relevant_config(cfg)
     best, callbacks = make_callbacks(cfg, ckpt_dir, fp, sha256_file(spm_model))
-    trainer = pl.Trainer(**trainer_kwargs(cfg, callbacks, [AtomicCheckpointIO()], default_root_dir=str(ckpt_dir)))
+    checkpoint_io = AtomicCheckpointIO(after_save=lambda _: resume.discard_previous(ckpt_dir))
+    trainer = pl.Trainer(**trainer_kwargs(cfg, callbacks, [checkpoint_io], default_root_dir=str(ckpt_dir)))
     # the Trainer knows the global rank and world size from Lightning's cluster environment
     # (SLURM, torchelastic, its own launcher), before any process group exists
     world_size = trainer.num_nodes * trainer.num_devices
     # one training per folder, checked first; the lock lives as long as this object
     lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
     try:
+        if lock is not None:
+            resume.recover_previous(ckpt_dir)  # what a killed run left set aside
         task, datamodule = build_task(cfg)
-        return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+        try:
+            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+        except BaseException:
+            # failed before its first checkpoint (missing data, NaN, tracking store, full disk):
+            # the finished run it was to replace is put back
+            if lock is not None:
+                resume.restore_previous(ckpt_dir)
+            raise
     finally:
         if lock is not None:
             lock.release()
@@ -184,6 +203,8 @@ def _fit_and_export(
     ckpt_dir = Path(paths.checkpoint_dir)
     decision = resume.decide(ckpt_dir, fp, relevant, world_size, str(t.resume))
     resume.prepare_checkpoint_dir(ckpt_dir, decision, fp, relevant, world_size, trainer.is_global_zero)
+    if decision.resume_path and trainer.is_global_zero:
+        log.info("resuming from %s: %s", decision.resume_path, decision.reason)
 
     run_file = ckpt_dir / "run.json"
     run_id = None
