@@ -34,6 +34,7 @@ from s2s.evaluation import (
 )
 from s2s.io import InputError, atomic_path, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
+from s2s.numerics import apply_from_config, provenance_tags, stage_provenance
 from s2s.options import validate
 from s2s.search import SearchOptions
 
@@ -93,6 +94,7 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "evaluate")
+    apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     check_options(cfg)
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
     dataset = Dataset.from_config(cfg.data)
@@ -125,6 +127,7 @@ def main(cfg: DictConfig) -> None:
         "test_sets": scores,
     }
     primary_records = [r for r in sets[primary_name] if r.direction == forward]
+    provenance = stage_provenance(cfg, "evaluate")
     curve = robustness_curve(
         model,
         vocab,
@@ -143,6 +146,7 @@ def main(cfg: DictConfig) -> None:
         for name, records in sets.items():
             write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
         write_json_atomic(tmp / "robustness.json", {"robustness": curve})
+        write_json_atomic(tmp / "provenance.json", provenance)  # beside, not in, metrics.json: it names this CPU
         (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
         if cfg.evaluate.heatmaps and model.decoder.attention is not None:
             heatmaps(model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention")
@@ -154,11 +158,15 @@ def main(cfg: DictConfig) -> None:
         tracking.log_evaluation(
             tracking.read_run_link(reports / "train_run.json"),
             mlflow_metrics(metrics, scores, curve),
-            [(out / "metrics.json", "eval"), (out / "robustness.json", "eval")]
+            [(out / "metrics.json", "eval"), (out / "robustness.json", "eval"), (out / "provenance.json", "eval")]
             + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
             + [(p, "attention") for p in sorted((out / "attention").iterdir())],
             decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{opts.beam_size}",
-            tags={"sacrebleu_signature": metrics["bleu_signature"], "chrf_signature": metrics["chrf_signature"]},
+            tags={
+                "sacrebleu_signature": metrics["bleu_signature"],
+                "chrf_signature": metrics["chrf_signature"],
+                **provenance_tags(provenance),
+            },
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         )
     for name, per_dir in scores.items():

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from s2s.cli import user_errors
+from s2s.numerics import apply_from_config
 from s2s.options import validate
 
 log = logging.getLogger("train")
@@ -67,6 +68,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "train")
+    apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
     from s2s.training import run_training
 
