@@ -35,4 +35,4 @@ bench: setup                ## speed figures -> reports/benchmarks.json
 	python benchmarks/run_all.py
 
 params: setup               ## recompose params.yaml from conf/ (what `dvc exp run` does) after editing conf/
-	python -c "import os; from dvc.utils.hydra import compose_and_dump as c; c('params.yaml', os.path.abspath('conf'), None, 'config', os.getcwd(), [])"
+	python -m s2s.params_file

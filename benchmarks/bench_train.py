@@ -56,8 +56,9 @@ def measure(overrides: list[str], steps: int, warmup: int, window: int, threads:
     accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
     trainer_cfg.update(accelerator=accelerator, devices=1, strategy="auto")
     trainer_cfg.update(max_steps=warmup + steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
-                       enable_progress_bar=False, enable_checkpointing=False, logger=False)
-    trainer = pl.Trainer(**trainer_cfg, callbacks=[meter], enable_model_summary=False, use_distributed_sampler=False)
+                       enable_progress_bar=False, enable_checkpointing=False, logger=False,
+                       enable_model_summary=False, use_distributed_sampler=False)
+    trainer = pl.Trainer(**trainer_cfg, callbacks=[meter])
     trainer.fit(task, datamodule=dm)
     rows = meter.rows[warmup:]
     windows = [rows[i : i + window] for i in range(0, len(rows) - window + 1, window)]

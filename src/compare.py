@@ -79,7 +79,7 @@ def log_to_mlflow(args: argparse.Namespace, uri: str, report: dict, paths: dict[
         f"compare {' vs '.join(report['systems'])}",
         compare.mlflow_metrics(report),
         {"baseline": report["baseline"], **{f"system.{n}": ", ".join(r) for n, r in report["systems"].items()}},
-        [(p, None) for p in paths.values()],
+        [(p, None) for key, p in paths.items() if key != "plots_yaml"],  # the DVC plot file is local
     )
     log.info("logged to MLflow run %s (%s)", run_id, uri)
 
@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.baseline not in names:
             raise InputError(f"--baseline {args.baseline}: no such --system (given: {', '.join(names)})")
         options.sort(key=lambda o: o[0] != args.baseline)
+    settings = compare.Settings(args.seed, args.bootstrap_samples, args.ar_trials, args.alpha, args.jobs)
     if use_mlflow or any(s.startswith("mlflow:") for _, specs in options for s in specs):
         tracking.check_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         systems = compare.load_systems(options, lambda spec: compare.open_run(spec, uri, Path(tmp), args.repo))
-    settings = compare.Settings(args.seed, args.bootstrap_samples, args.ar_trials, args.alpha, args.jobs)
     report = compare.compare(systems, settings)
     paths = compare.write_report(report, args.out_dir)
     sys.stdout.write(compare.markdown(report))

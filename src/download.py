@@ -5,7 +5,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.data.corpus import download_dataset
 from s2s.data.sources import Dataset
 from s2s.options import validate
@@ -24,4 +24,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

@@ -1,13 +1,13 @@
 """DVC stage `evaluate`: decode every test set, score with sacreBLEU, write reports/eval/, log to MLflow.
 
-The outputs form one set, ``reports/eval/`` (metrics.json, translations/<test set>.tsv,
-robustness.json, attention/), built in a temporary folder and published in one rename: a killed or
-failed run leaves the previous set whole, and no image of an earlier run outlives it.
-``reports/metrics.json``, the file DVC reads, is a copy of the set's metrics written after it.
+The outputs form one set, ``reports/eval/`` (metrics.json: every score; report.json: signatures,
+method, counts; translations/<test set>.tsv, robustness.json, attention/), built in a temporary
+folder and published in one rename: a killed or failed run leaves the previous set whole, and no
+image of an earlier run outlives it. ``reports/metrics.json``, the file DVC reads as metrics (the
+primary test set's BLEU, chrF, tokenized BLEU), is written after it.
 """
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from s2s import tracking
 from s2s.checkpoint import load_model_file
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.compilation import compile_decoder_step
 from s2s.data.dataset import read_eval_records
 from s2s.data.sources import Dataset
@@ -36,6 +36,7 @@ from s2s.io import InputError, atomic_path, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
 from s2s.numerics import apply_from_config, provenance_tags, stage_provenance
 from s2s.options import validate
+from s2s.run_lock import check_params_file, record_params_file
 from s2s.search import SearchOptions
 
 log = logging.getLogger("evaluate")
@@ -74,6 +75,39 @@ def heatmaps(
         )
 
 
+SCORES = ("bleu", "chrf", "bleu_tok")
+
+
+def split_scores(
+    scores: dict[str, dict[str, dict[str, Any]]], primary_name: str, forward: str, decode: str
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
+    """The evaluation's figures as three files: what DVC compares, every score once, and the rest.
+
+    ``reports/metrics.json`` (DVC's metrics: ``dvc exp show`` columns) holds the primary test
+    set's BLEU, chrF and tokenized BLEU only; ``reports/eval/metrics.json`` every test set's and
+    direction's scores, numbers only; ``reports/eval/report.json`` what says how they were made
+    (sacreBLEU signatures, the tokenized-BLEU method, the decoding, sentence and reference counts).
+    """
+    by_dir = scores[primary_name]
+    primary = by_dir.get(forward) or next(iter(by_dir.values()))
+    metrics = {k: primary[k] for k in SCORES if k in primary}
+    numbers = {
+        "test_sets": {n: {d: {k: s[k] for k in SCORES if k in s} for d, s in per.items()} for n, per in scores.items()}
+    }
+    report = {
+        "split": primary_name,
+        "direction": forward if forward in by_dir else next(iter(by_dir)),
+        "decode": decode,
+        **{k: primary[k] for k in ("bleu_signature", "chrf_signature", "bleu_tok_signature") if k in primary},
+        **({"bleu_tok_method": TOKENIZED_METHOD} if "bleu_tok" in primary else {}),
+        "robustness_search": "greedy",  # robustness.json: greedy decoding whatever decode.* says
+        "test_sets": {
+            n: {d: {k: v for k, v in s.items() if k not in SCORES} for d, s in per.items()} for n, per in scores.items()
+        },
+    }
+    return metrics, numbers, report
+
+
 def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[dict[str, float]]) -> dict[str, float]:
     """Flat metric names for MLflow: the primary figures, then ``<test set>/<direction>/<metric>``.
 
@@ -86,13 +120,15 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
             for m in ("bleu", "chrf", "bleu_tok"):
                 if m in s:
                     flat[f"{set_name}/{d}/{m}"] = s[m]
-    flat.update({f"robust_bleu/noise_{row['noise']}": row["bleu"] for row in curve})
+    # the robustness curve is decoded greedily, whatever the evaluation's own search
+    flat.update({f"robust_greedy_bleu/noise_{row['noise']}": row["bleu"] for row in curve})
     return flat
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the reports are published
     validate(cfg, "evaluate")
     apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     check_options(cfg)
@@ -115,19 +151,9 @@ def main(cfg: DictConfig) -> None:
         scores[name] = score_records(records, hypotheses[name])
         primary_ids = primary_ids or src_ids
     primary_name = next(iter(sets))
-    by_dir = scores[primary_name]
-    primary = by_dir.get(forward) or next(iter(by_dir.values()))
-    metrics = {
-        **{k: primary[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature")},
-        **{k: primary[k] for k in ("bleu_tok", "bleu_tok_signature") if k in primary},
-        **({"bleu_tok_method": TOKENIZED_METHOD} if "bleu_tok" in primary else {}),
-        "split": primary_name,
-        "decode": f"{cfg.decode.name} (beam {opts.beam_size})",
-        "directions": by_dir,
-        "test_sets": scores,
-    }
+    metrics, numbers, report = split_scores(scores, primary_name, forward, f"{cfg.decode.name} (beam {opts.beam_size})")
     primary_records = [r for r in sets[primary_name] if r.direction == forward]
-    provenance = stage_provenance(cfg, "evaluate")
+    report["provenance"] = stage_provenance(cfg, "evaluate")  # in report.json, not metrics.json: it names this CPU
     curve = robustness_curve(
         model,
         vocab,
@@ -139,35 +165,36 @@ def main(cfg: DictConfig) -> None:
         cap,
     )
 
+    check_params_file()
     # publish: the old summary goes first, so a kill never leaves it beside a newer set
     (reports / "metrics.json").unlink(missing_ok=True)
     with atomic_path(reports / "eval", is_dir=True) as tmp:
-        write_json_atomic(tmp / "metrics.json", metrics)
+        write_json_atomic(tmp / "metrics.json", numbers)
+        write_json_atomic(tmp / "report.json", report)
         for name, records in sets.items():
             write_translations(tmp / "translations" / f"{name}.tsv", records, hypotheses[name])
         write_json_atomic(tmp / "robustness.json", {"robustness": curve})
-        write_json_atomic(tmp / "provenance.json", provenance)  # beside, not in, metrics.json: it names this CPU
         (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
         if cfg.evaluate.heatmaps and model.decoder.attention is not None:
             heatmaps(model, vocab, primary_ids, min(cfg.evaluate.heatmaps, len(primary_ids)), opts, tmp / "attention")
-    with atomic_path(reports / "metrics.json") as tmp:
-        shutil.copyfile(reports / "eval" / "metrics.json", tmp)
+    write_json_atomic(reports / "metrics.json", metrics)
 
     out = reports / "eval"
     if cfg.logger.get("name", "mlflow") == "mlflow":  # never needs the run: a missing one is a warning
         tracking.log_evaluation(
             tracking.read_run_link(reports / "train_run.json"),
             mlflow_metrics(metrics, scores, curve),
-            [(out / "metrics.json", "eval"), (out / "robustness.json", "eval"), (out / "provenance.json", "eval")]
+            [(out / "metrics.json", "eval"), (out / "report.json", "eval"), (out / "robustness.json", "eval")]
             + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
             + [(p, "attention") for p in sorted((out / "attention").iterdir())],
             decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{opts.beam_size}",
             tags={
-                "sacrebleu_signature": metrics["bleu_signature"],
-                "chrf_signature": metrics["chrf_signature"],
-                **provenance_tags(provenance),
+                "sacrebleu_signature": report["bleu_signature"],
+                "chrf_signature": report["chrf_signature"],
+                **provenance_tags(report["provenance"]),
             },
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
+            timeout_s=cfg.logger.get("timeout_s", 10),
         )
     for name, per_dir in scores.items():
         for d, s in per_dir.items():
@@ -175,8 +202,8 @@ def main(cfg: DictConfig) -> None:
             log.info(
                 "%s %s: BLEU %.2f chrF %.2f%s (%d references)", name, d, s["bleu"], s["chrf"], tok, s["references"]
             )
-    log.info("signature %s", metrics["bleu_signature"])
+    log.info("signature %s", report["bleu_signature"])
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

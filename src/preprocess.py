@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.data.noise import NoiseConfig
 from s2s.data.prepare import PrepareOptions, prepare
 from s2s.data.sources import Dataset
@@ -54,4 +54,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

@@ -14,9 +14,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.numerics import apply_from_config
 from s2s.options import validate
+from s2s.run_lock import record_params_file
 
 log = logging.getLogger("train")
 
@@ -67,6 +68,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the model is exported
     validate(cfg, "train")
     apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
@@ -75,13 +77,14 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)
     if summary:
+        bleu = summary.get("val_bleu")
         log.info(
             "model written to %s/model.pt (val BLEU %s, MLflow run %s)",
             cfg.paths.model_dir,
-            summary.get("val_bleu"),
+            "?" if bleu is None else f"{float(bleu):.2f}",
             summary.get("run_id"),
         )
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

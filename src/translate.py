@@ -13,7 +13,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import user_errors
+from s2s.cli import stage_main, user_errors
 from s2s.numerics import apply_from_config
 from s2s.options import validate
 from s2s.translation import Translator, check_output, read_input, write_output
@@ -37,4 +37,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

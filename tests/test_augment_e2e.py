@@ -30,11 +30,13 @@ def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -
 
     run_script("train", *paths, *aug, "logger=none", SHORT_TRAINING)
     run_script("evaluate", *paths, *aug, "logger=none", "decode=greedy")
-    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
-    assert set(metrics["directions"]) == {"en-de", "de-en"}
-    for direction, scores in metrics["directions"].items():
-        assert scores["sentences"] == 100
-        assert_scores_match_translations(scores, tmp_path / "reports/eval/translations/test_2016_flickr.tsv", direction)
+    scores_by_dir = json.loads((tmp_path / "reports/eval/metrics.json").read_text())["test_sets"]["test_2016_flickr"]
+    counts = json.loads((tmp_path / "reports/eval/report.json").read_text())["test_sets"]["test_2016_flickr"]
+    assert set(scores_by_dir) == {"en-de", "de-en"}
+    for direction, scores in scores_by_dir.items():
+        assert counts[direction]["sentences"] == 100
+        translations = tmp_path / "reports/eval/translations/test_2016_flickr.tsv"
+        assert_scores_match_translations({**scores, **counts[direction]}, translations, direction)
     with open(tmp_path / "reports/eval/translations/test_2016_flickr.tsv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert {r["direction"] for r in rows} == {"en-de", "de-en"}
@@ -56,4 +58,4 @@ def test_tiny_pipeline_with_reverse_and_noise(tiny_data: Path, tmp_path: Path) -
     )
     name = "eval/translations/test_2016_flickr.tsv"
     assert (again / name).read_bytes() == (tmp_path / "reports" / name).read_bytes()
-    assert json.loads((again / "eval/metrics.json").read_text())["directions"] == metrics["directions"]
+    assert json.loads((again / "eval/metrics.json").read_text())["test_sets"]["test_2016_flickr"] == scores_by_dir

@@ -176,6 +176,18 @@ def test_paired_tests_agree_with_sacrebleu_command_line(runs: dict, tmp_path: Pa
     ]
 
 
+def test_the_same_call_gives_the_same_p_values(runs: dict, tmp_path: Path) -> None:
+    """The resampling seed fixes every p-value (seed 0, which sacreBLEU reads as "no seed", is refused)."""
+    reports = []
+    for k in range(2):
+        ok(run_compare(f"--system=a={runs['base']}", f"--system=b={runs['close']}", "--seed", "1",
+                       "--out-dir", str(tmp_path / str(k)), *FAST))
+        reports.append(report_of(tmp_path / str(k)))
+    vs = [r["test_sets"][KEY]["systems"]["b"]["vs_baseline"] for r in reports]
+    assert vs[0] == vs[1]
+    assert reports[0]["signatures"]["resampling"].startswith("sacrebleu.significance.PairedTest seed:1|")
+
+
 def test_a_system_compared_with_itself_is_not_significant(runs: dict, tmp_path: Path) -> None:
     ok(run_compare(f"--system=a={runs['base']}", f"--system=b={runs['base']}", "--out-dir", str(tmp_path), *FAST))
     report = report_of(tmp_path)["test_sets"]
@@ -327,6 +339,10 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
         ("one system", "at least two systems"),
         ("bad option", "expected NAME=RUN"),
         ("unknown baseline", "--baseline nope"),
+        ("seed 0", "--seed 0: sacreBLEU reads 0 as no seed"),
+        ("negative seed", "--seed -3: expected a seed >= 1"),
+        ("same run twice", "is given twice in system b"),
+        ("same folder twice, spelled differently", "is given twice in system b"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case: str, needle: str) -> None:
@@ -368,6 +384,12 @@ def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case
         args = [base]
     elif case == "bad option":
         args = [base, f"--system={runs['good']}"]
+    elif case in ("seed 0", "negative seed"):
+        args = [base, f"--system=b={runs['good']}", "--seed", "0" if case == "seed 0" else "-3"]
+    elif case == "same run twice":  # one run counted as two seeds: a std of 0.00 that means nothing
+        args = [base, f"--system=b={runs['good']},{runs['good2']},{runs['good']}"]
+    elif case == "same folder twice, spelled differently":
+        args = [base, f"--system=b={runs['good']},{runs['good']}/reports"]
     else:
         args = [base, f"--system=b={runs['good']}", "--baseline", "nope"]
     out = tmp_path / "out"

@@ -21,7 +21,17 @@ def _pipeline(paths: list[str], *overrides: str) -> dict:
         extra = FAST_EVAL if stage == "evaluate" else ["logger=none", SHORT_TRAINING]
         run_script(stage, *paths, *overrides, *extra)
     base = Path(paths[1].split("=", 1)[1]).parent
-    return json.loads((base / "reports/metrics.json").read_text())
+    return evaluation_report(base / "reports")
+
+
+def evaluation_report(reports: Path) -> dict:
+    """What evaluate wrote, in one dict: the report (split, signatures, counts) with every score in it."""
+    report = json.loads((reports / "eval/report.json").read_text())
+    scores = json.loads((reports / "eval/metrics.json").read_text())["test_sets"]
+    for name, per_dir in scores.items():
+        for direction, values in per_dir.items():
+            report["test_sets"][name][direction].update(values)
+    return {**report, **json.loads((reports / "metrics.json").read_text())}
 
 
 def test_local_tsv_dataset_end_to_end(tmp_path: Path) -> None:
@@ -47,7 +57,13 @@ def test_local_tsv_dataset_end_to_end(tmp_path: Path) -> None:
     assert metrics["split"] == "test" and set(metrics["test_sets"]) == {"test"}
     assert metrics["test_sets"]["test"]["en-de"]["sentences"] == 60
     stats = json.loads((tmp_path / "reports/preprocess.json").read_text())
-    assert stats["split"] == {"seed": 3, "train": 790, "valid": 50, "test": 60}
+    assert {k: stats["split"][k] for k in ("seed", "train", "valid", "test")} == {
+        "seed": 3,
+        "train": 790,
+        "valid": 50,
+        "test": 60,
+    }
+    assert stats["split"]["pairs"] == 900 and 0 < stats["split"]["components"] <= 900
     rows = (tmp_path / "reports/eval/translations/test.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 61
     english = {p.split("\t")[1] for p in pairs}
@@ -67,7 +83,8 @@ def test_french_recipe_end_to_end_and_evaluate_outputs_are_one_set(tmp_path: Pat
     assert metrics["bleu_tok"] == metrics["test_sets"]["test_2016_flickr"]["en-fr"]["bleu_tok"]
     eval_dir = tmp_path / "reports/eval"
     assert sorted(p.name for p in (eval_dir / "attention").iterdir()) == ["test0.png", "test1.png"]
-    assert (eval_dir / "metrics.json").read_bytes() == (tmp_path / "reports/metrics.json").read_bytes()
+    headline = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert headline == {k: metrics["test_sets"]["test_2016_flickr"]["en-fr"][k] for k in ("bleu", "chrf", "bleu_tok")}
 
     # fewer heatmaps: no image of the earlier run stays behind
     run_script("evaluate", *paths, "data=multi30k_en_fr", *FAST_EVAL, "evaluate.heatmaps=0")

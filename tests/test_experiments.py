@@ -248,11 +248,16 @@ def test_own_corpus_as_the_readme_writes_it(project: Path, tmp_path: Path) -> No
     dataset.write_text(yaml_text.replace("/home/me/corpus.tsv.gz", str(corpus)), encoding="utf-8")
     try:
         sh(project, "dvc", "exp", "run", "-n", "own", "-S", "data=my_corpus", "-S", SHORT_TRAINING)
-        metrics = json.loads((project / "reports/metrics.json").read_text())
-        assert metrics["split"] == "test" and list(metrics["test_sets"]) == ["test"]
-        assert metrics["test_sets"]["test"]["en-de"]["sentences"] == 100  # the tiny preset's max_eval_pairs
+        report = json.loads((project / "reports/eval/report.json").read_text())
+        assert report["split"] == "test" and list(report["test_sets"]) == ["test"]
+        assert report["test_sets"]["test"]["en-de"]["sentences"] == 100  # the tiny preset's max_eval_pairs
         split = json.loads((project / "reports/preprocess.json").read_text())["split"]
-        assert split == {"seed": 1, "train": 1000, "valid": 1000, "test": 1000}
+        assert {k: split[k] for k in ("seed", "train", "valid", "test")} == {
+            "seed": 1,
+            "train": 1000,
+            "valid": 1000,
+            "test": 1000,
+        }
     finally:
         dataset.unlink()
         reset(project)

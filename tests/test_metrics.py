@@ -24,8 +24,8 @@ def test_several_references_are_all_used():
 
 
 def test_score_records_per_direction_with_all_references():
-    records = [TestRecord("en-de", f"s{i}", (a, b)) for i, (a, b) in enumerate(zip(REF_A, REF_B, strict=True))]
-    records.append(TestRecord("de-en", "x", ("the cat sat on the mat .",)))
+    records = [TestRecord("en", "de", f"s{i}", (a, b)) for i, (a, b) in enumerate(zip(REF_A, REF_B, strict=True))]
+    records.append(TestRecord("de", "en", "x", ("the cat sat on the mat .",)))
     scores = score_records(records, [*HYPS, "the cat sat on the mat ."])
     assert scores["en-de"]["bleu"] == score_corpus(HYPS, REF_A, REF_B)["bleu"]
     assert scores["de-en"]["references"] == 1 and "bleu_tok" not in scores["de-en"]

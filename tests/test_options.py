@@ -66,6 +66,13 @@ BAD = [
     ("data.timeout_s=0", "download", "data.timeout_s=0"),
     ("evaluate.split=dev", "evaluate", "evaluate.split='dev'"),
     ("decode.max_len_a=-1", "evaluate", "decode.max_len_a=-1"),
+    ("decode.max_len_a=1e9", "evaluate", "decode.max_len_a=1000000000.0"),
+    ("decode.max_len_b=100000000", "evaluate", "decode.max_len_b=100000000"),
+    ("decode.beam_size=1000", "evaluate", "decode.beam_size=1000"),
+    ("train.val_max_len_b=5000", "train", "train.val_max_len_b=5000"),
+    ("train.val_max_len_a=9", "train", "train.val_max_len_a=9"),
+    ("model.init_scale=3e38", "train", "model.init_scale=3e+38"),
+    ("trainer.accelerator=tpu", "train", "trainer.accelerator='tpu'"),
 ]
 
 
@@ -89,6 +96,30 @@ def test_every_bad_option_in_one_line() -> None:
 def test_a_stage_checks_only_what_it_reads() -> None:
     cfg = compose_named("config", ["optim.name=sgd"])
     validate(cfg, "preprocess")  # the preprocess stage never reads optim
+
+
+def test_output_length_bounded_by_the_source_cap() -> None:
+    """The longest output may be 4x the source cap of the stage: preprocess.filter.max_eval_pieces
+    for evaluate, translate.max_src_pieces for translate; a lower cap lowers the bound."""
+    validate(compose_named("config", ["decode.max_len_a=2", "decode.max_len_b=200"]), "evaluate")
+    cfg = compose_named(
+        "config", ["decode.max_len_a=2", "decode.max_len_b=200", "preprocess.filter.max_eval_pieces=64"]
+    )
+    with pytest.raises(InputError, match=r"^decode\.max_len_b=200: .*preprocess\.filter\.max_eval_pieces=64"):
+        validate(cfg, "evaluate")
+    cfg = compose_named("translate", ["decode.max_len_b=300", "translate.max_src_pieces=32"])
+    with pytest.raises(InputError, match=r"^decode\.max_len_b=300: .*translate\.max_src_pieces=32"):
+        validate(cfg, "translate")
+
+
+@pytest.mark.parametrize("decode", ["beam", "greedy"])
+def test_maximum_length_below_the_minimum(decode: str) -> None:
+    cfg = compose_named("config", [f"decode={decode}", "decode.max_len_a=0", "decode.max_len_b=0"])
+    with pytest.raises(InputError, match=r"^decode\.max_len_b=0: .*empty"):
+        validate(cfg, "evaluate")
+    cfg = compose_named("config", ["decode.min_len=20"])  # 1.5 * 2 + 10 - 1 = 12 pieces for a one-piece source
+    with pytest.raises(InputError, match=r"^decode\.max_len_b=10: .*below decode\.min_len=20"):
+        validate(cfg, "evaluate")
 
 
 def test_translate_options() -> None:

@@ -42,8 +42,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 def test_repro_writes_metrics_with_signature(project: tuple[Path, dict[str, str]]) -> None:
     work, _ = project
     metrics = json.loads((work / "reports/metrics.json").read_text())
-    assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed")
-    assert "chrf" in metrics
+    assert set(metrics) == {"bleu", "chrf", "bleu_tok"}  # numbers only: what dvc exp show lists
+    report = json.loads((work / "reports/eval/report.json").read_text())
+    assert report["bleu_signature"].startswith("nrefs:1|case:mixed") and report["robustness_search"] == "greedy"
     lines = (work / "reports/eval/translations/test_2016_flickr.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0].split("\t") == ["direction", "source", "reference", "hypothesis"]
     assert len(lines) == 1 + 100  # max_eval_pairs of the tiny preset

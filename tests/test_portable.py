@@ -69,7 +69,7 @@ def test_portable_outputs_are_identical_under_every_emulated_cpu(portable_runs) 
 
 def test_provenance_shows_the_pinned_kernels_whatever_the_outer_caps(portable_runs) -> None:
     for name, (base, _) in portable_runs.items():
-        prov = json.loads((base / "reports/eval/provenance.json").read_text())
+        prov = json.loads((base / "reports/eval/report.json").read_text())["provenance"]
         assert prov["numerics"] == "portable" and prov["aten_cpu_capability"] == "AVX2", name
         assert prov["env"]["MKL_CBWR"] == "COMPATIBLE" and prov["precision"] == "32"
         assert prov["threads"] == 1  # numerics.threads, whatever OMP_NUM_THREADS said

@@ -86,3 +86,41 @@ def test_unwritable_checkpoint_folder_is_one_line(tiny_data: Path, tmp_path: Pat
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "not writable" in errors[0]
+
+
+@pytest.mark.slow
+def test_params_yaml_changed_under_a_running_stage_publishes_nothing(tiny_data: Path, tmp_path: Path) -> None:
+    """Two `dvc exp run` at once: the second recomposes params.yaml while the first's stage runs."""
+    import time
+
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+
+    overrides = [p for p in copy_tiny(tiny_data, tmp_path) if not p.startswith("hydra.")]
+    cfg = compose_config([*overrides, "trainer.max_epochs=1", "logger=none"])
+    params = tmp_path / "params.yaml"
+    OmegaConf.save(cfg, params)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "src/train.py", "--config-dir", str(tmp_path), "--config-name", "params",
+         f"hydra.run.dir={tmp_path}/hydra"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lock = tmp_path / "checkpoints" / LOCK_NAME
+    deadline = time.monotonic() + 300
+    while not (lock.is_file() and lock.read_text().strip()):  # the stage has started training
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "training never took its lock"
+        time.sleep(0.05)
+    cfg.optim.lr = cfg.optim.lr * 2  # what `dvc exp run -S optim.lr=...` does to params.yaml meanwhile
+    OmegaConf.save(cfg, params)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert errors[0].startswith("error: params.yaml changed while this stage ran (another dvc exp run?): ")
+    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "reports" / "train_run.json").exists()

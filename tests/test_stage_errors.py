@@ -88,6 +88,16 @@ BAD_OPTIONS = [
     ("preprocess", "data.max_train_pairs=0"),
     ("preprocess", "preprocess.noise.replace_clean=true"),
     ("download", "data.timeout_s=-1"),
+    # unbounded requests: hours of search and gigabytes before anything is written
+    ("translate", "decode.max_len_b=100000000"),
+    ("translate", "decode.max_len_a=1e9"),
+    ("translate", "decode.beam_size=100000"),
+    ("evaluate", "decode.beam_size=1000"),
+    ("evaluate", "decode.max_len_b=100000000"),
+    ("translate", "decode.max_len_b=0 decode.max_len_a=0"),  # an empty output for every line
+    ("train", "train.val_max_len_b=100000000"),
+    ("train", "model.init_scale=3e38"),
+    ("train", "trainer.accelerator=tpu"),
 ]
 
 
@@ -116,7 +126,7 @@ def test_bad_option_fails_first_with_one_line(tmp_path: Path, stage: str, overri
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     result = subprocess.run(
-        [sys.executable, f"src/{stage}.py", *paths, override],
+        [sys.executable, f"src/{stage}.py", *paths, *override.split(" ")],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2, result.stderr[-3000:]

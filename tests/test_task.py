@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
-from s2s.data.dataset import collate
+from s2s.data.dataset import EvalRecord, collate
 from s2s.data.vocab import BOS_ID, PAD_ID
 from s2s.io import InputError
+from s2s.metrics import score_corpus
 from s2s.task import token_loss_sum
 from tiny_lightning import PerRankBatches, RngProbe, gradients_of, items, make_task, trainer, two_halves
 
@@ -94,3 +96,35 @@ def test_each_ddp_rank_restores_its_own_random_state(tmp_path: Path) -> None:
         assert not torch.equal(saved[0][key], saved[1][key]), f"{key}: the ranks' streams must differ"
         for rank in range(2):
             assert torch.equal(restored[rank][key], saved[rank][key]), f"rank {rank} did not restore its {key} state"
+
+
+# ---- validation on part of the validation set (trainer.limit_val_batches) ----------------------------
+class _ValidationSet(pl.LightningDataModule):
+    """Three validation batches, not in dataset order (the real loader buckets by length)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = [collate(items(first, 4, 3 + first % 3, seed=first)) for first in (4, 0, 8)]
+        self.valid_records = [EvalRecord("en", "de", f"s{i}", f"w{i} x y z") for i in range(12)]
+        self.vocab = self
+
+    def decode(self, hyps: list[list[int]]) -> list[str]:
+        return [" ".join(f"w{t}" for t in h) for h in hyps]
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.batches, batch_size=None)
+
+
+@pytest.mark.parametrize("limit", [2, 0.7])  # 0.7 of 3 batches: Lightning takes 2
+def test_limit_val_batches_validates_and_scores_the_first_batches(limit: float) -> None:
+    """``trainer.limit_val_batches`` below the whole set crashed every validation ("hypotheses are
+    missing"): now BLEU is scored over the sentences of the batches that were decoded."""
+    task = make_task()
+    data = _ValidationSet()
+    trainer(limit_val_batches=limit).validate(task, datamodule=data)
+    decoded = task.last_validation["indices"]
+    assert decoded == list(range(0, 8))  # the first batches hold sentences 4-7, then 0-3
+    assert len(task.last_validation["hypotheses"]) == 8
+    refs = [data.valid_records[i].reference for i in decoded]
+    expected = score_corpus(data.decode(task.last_validation["hypotheses"]), refs)["bleu"]
+    assert task.last_validation["val_bleu"] == pytest.approx(expected)

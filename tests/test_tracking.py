@@ -127,7 +127,7 @@ def test_train_and_evaluate_land_in_one_run(tiny_data: Path, tmp_path: Path, mlf
     assert tags["git_dirty"] in ("true", "false", "unknown")
     assert not [k for k, v in params.items() if k.startswith(("paths.", "logger.")) or not_a_param(v)]
     # every test set and direction, under one readable name each
-    per_set = json.loads((tmp_path / "reports/metrics.json").read_text())["test_sets"]
+    per_set = json.loads((tmp_path / "reports/eval/metrics.json").read_text())["test_sets"]
     for set_name, per_dir in per_set.items():
         for direction, s in per_dir.items():
             assert metrics[f"test/greedy1/{set_name}/{direction}/chrf"] == s["chrf"], (set_name, direction)
@@ -207,3 +207,169 @@ def test_server_dying_mid_training_costs_a_warning_not_the_run(tiny_data: Path, 
     assert (tmp_path / "models/model.pt").is_file()
     assert "training goes on" in output
     assert output.count("training goes on") == 1, "one warning per outage, not one per logging call"
+
+
+# --- the tracking store must not stop training (issue 26, items 6 and 10) ---
+
+
+def make_store(path: Path) -> str:
+    """A real MLflow SQLite store (schema and one experiment), as a first run leaves it."""
+    uri = f"sqlite:///{path}"
+    MlflowClient(tracking_uri=uri).create_experiment("existing")
+    return uri
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def test_truncated_store_is_refused_in_one_line_before_any_work(tiny_data: Path, tmp_path: Path) -> None:
+    paths = copy_tiny(tiny_data, tmp_path)
+    db = tmp_path / "mlflow.db"
+    make_store(db)
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    result = run_script("train", *paths, f"logger.tracking_uri=sqlite:///{db}", check=False)
+    error = one_error_line(result)
+    assert str(db) in error and "unusable" in error, error
+    assert not (tmp_path / "checkpoints").exists(), "nothing may be touched before the store check"
+
+
+def test_locked_store_is_refused_within_logger_timeout(tiny_data: Path, tmp_path: Path) -> None:
+    """MLflow retries a SQLite store it cannot use for ~100 s; logger.timeout_s bounds it like a server."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    db = tmp_path / "mlflow.db"
+    make_store(db)
+    holder = subprocess.Popen(  # another process holds the write lock
+        [sys.executable, "-c", "import sqlite3, sys\ncon = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "con.execute('begin exclusive')\nprint('locked', flush=True)\nsys.stdin.read()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        result = run_script("train", *paths, f"logger.tracking_uri=sqlite:///{db}", "logger.timeout_s=2", check=False)
+        elapsed = time.monotonic() - start
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    error = one_error_line(result)
+    assert str(db) in error and "locked" in error, error
+    assert elapsed < 60, f"refused after {elapsed:.0f} s: the 2 s timeout did not bound the store"
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_resumed_run_takes_the_current_dvc_experiment_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed `dvc exp run`, rerun, gets a new DVC_EXP_NAME: the resumed MLflow run must say so.
+
+    The train stage's own logger factory, with the variable DVC sets for each `dvc exp run`.
+    """
+    from s2s import mlflow_logger, tracking
+
+    uri = make_store(tmp_path / "mlflow.db")
+    cfg = compose_config(["preset=tiny", f"logger.tracking_uri={uri}", "logger.experiment_name=exp"])
+    monkeypatch.setenv("DVC_EXP_NAME", "rabid-drab")
+    run_id = mlflow_logger.make_logger(cfg, None, tracking.dvc_experiment_tags()).run_id
+    monkeypatch.setenv("DVC_EXP_NAME", "gross-mime")  # the rerun of the killed experiment, as DVC starts it
+    assert mlflow_logger.make_logger(cfg, run_id, tracking.dvc_experiment_tags()).run_id == run_id
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.data.tags["dvc.exp_name"] == "gross-mime"
+    assert run.info.run_name == "gross-mime-bilstm_attn"
+    assert run.info.status == "RUNNING"
+
+
+def test_resume_whose_mlflow_run_is_gone_continues_in_a_linked_run(tiny_data: Path, tmp_path: Path) -> None:
+    """Kill training, lose its MLflow run (another store), rerun: it resumes, in a new run linked to the old."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    run = ["trainer.max_epochs=2", "trainer.max_steps=24", "train.save_every_n_steps=3", "logger.experiment_name=r"]
+    first_db, second_db = tmp_path / "first.db", tmp_path / "second.db"
+    env = {**os.environ, "DVC_EXP_NAME": "rabid-drab"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "src/train.py", *paths, *run, f"logger.tracking_uri=sqlite:///{first_db}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    last = tmp_path / "checkpoints/last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists():  # the first periodic checkpoint: training is under way
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    old_id = json.loads((tmp_path / "checkpoints/run.json").read_text())["run_id"]
+    result = run_script(
+        "train", *paths, *run, f"logger.tracking_uri=sqlite:///{second_db}", env={"DVC_EXP_NAME": "gross-mime"}
+    )
+    output = result.stdout + result.stderr
+    assert "Restoring states from the checkpoint" in output or "Restored all states" in output
+    assert sum(old_id in line for line in output.splitlines() if "WARNING" in line) == 1, output[-3000:]
+    new_id = json.loads((tmp_path / "reports/train_run.json").read_text())["run_id"]
+    assert new_id and new_id != old_id
+    new = MlflowClient(tracking_uri=f"sqlite:///{second_db}").get_run(new_id)
+    assert new.data.tags["s2s.resumed_from_run"] == old_id
+    assert new.data.tags["dvc.exp_name"] == "gross-mime" and new.info.status == "FINISHED"
+    assert (tmp_path / "models/model.pt").is_file()
+
+
+# --- a killed evaluate leaves no RUNNING run (issue 26, item 15) ---
+
+# the real log_evaluation, held while it uploads the evaluation's artifacts (the event the test waits on)
+EVALUATE_HELD = """
+import sys
+from s2s import tracking
+real = tracking.log_to_run
+def held(uri, run_id, metrics=None, tags=None, artifacts=None):
+    if artifacts:
+        print("uploading", flush=True)
+        sys.stdin.read()
+    return real(uri, run_id, metrics=metrics, tags=tags, artifacts=artifacts)
+tracking.log_to_run = held
+metrics, artifacts = {"bleu": 1.0}, [(sys.argv[3], "eval")]
+tracking.log_evaluation({"run_id": sys.argv[2]}, metrics, artifacts, "test/greedy1", uri=sys.argv[1])
+"""
+
+
+def evaluation_held(tmp_path: Path) -> tuple[str, str, subprocess.Popen]:
+    uri = make_store(tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.create_run(client.get_experiment_by_name("existing").experiment_id).info.run_id
+    (tmp_path / "metrics.json").write_text("{}")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EVALUATE_HELD, uri, parent, str(tmp_path / "metrics.json")],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().strip() == "uploading"
+    return uri, parent, proc
+
+
+def children(uri: str, parent: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_run(parent).info.experiment_id
+    return client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'", order_by=["attributes.start_time"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_evaluate_stopped_by_a_signal_marks_its_run_killed(tmp_path: Path, sig: signal.Signals) -> None:
+    uri, parent, proc = evaluation_held(tmp_path)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode == 128 + sig
+    [child] = children(uri, parent)
+    assert child.info.status == "KILLED"
+
+
+def test_next_evaluation_closes_the_run_of_a_sigkilled_one(tmp_path: Path) -> None:
+    from s2s import tracking
+
+    uri, parent, proc = evaluation_held(tmp_path)
+    proc.kill()
+    proc.wait(timeout=60)
+    [stale] = children(uri, parent)
+    assert stale.info.status == "RUNNING"  # SIGKILL cannot be handled: the next evaluation closes it
+    new = tracking.log_evaluation({"run_id": parent}, {"bleu": 2.0}, [], "test/greedy1", uri=uri)
+    status = {c.info.run_id: c.info.status for c in children(uri, parent)}
+    assert status == {stale.info.run_id: "KILLED", new: "FINISHED"}

@@ -49,6 +49,10 @@ class RunFiles(Protocol):
 
     label: str
 
+    @property
+    def identity(self) -> str:
+        """What makes two specs the same run (a resolved folder, a commit, a run id)."""
+
     def read_text(self, relpath: str) -> str | None:
         """The file's text, or None when the run has no such file."""
 
@@ -74,6 +78,10 @@ class FolderRun:
             (b for b in (self.root, self.root.parent) for f in (EVAL_METRICS, OLD_TRANSLATIONS) if (b / f).is_file()),
             self.root,
         )
+
+    @property
+    def identity(self) -> str:
+        return str(self.base.resolve())
 
     def read_text(self, relpath: str) -> str | None:
         path = self.base / relpath
@@ -106,6 +114,10 @@ class DvcExperimentRun:
             raise InputError(f"dvc:{self.name}: no such DVC experiment or Git revision in {self.repo} ({err})") from err
         self._fs = dvc.api.DVCFileSystem(self.repo, rev=self.commit)
 
+    @property
+    def identity(self) -> str:
+        return f"dvc:{Path(self.repo).resolve()}@{self.commit}"
+
     def read_text(self, relpath: str) -> str | None:
         if not self._fs.isfile(relpath):
             return None
@@ -124,6 +136,10 @@ class MlflowRun:
 
     def __post_init__(self) -> None:
         self.label = self.label or f"mlflow:{self.run_id}"
+
+    @property
+    def identity(self) -> str:
+        return f"mlflow:{self.tracking_uri}#{self.run_id}"
 
     def read_text(self, relpath: str) -> str | None:
         from s2s import tracking
@@ -265,8 +281,15 @@ def load_systems(
     systems = []
     for name, specs in options:
         runs = []
+        seen: dict[str, str] = {}
         for spec in specs:
             files = opener(spec)
+            if files.identity in seen:  # one run counted as two seeds: a spread of 0 that means nothing
+                raise InputError(
+                    f"--system {name}: {spec} is given twice in system {name} (as {seen[files.identity]}); "
+                    "each RUN of a system must be another seed"
+                )
+            seen[files.identity] = spec
             runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files)))
         systems.append(System(name, runs))
     return systems
@@ -316,6 +339,16 @@ class Settings:
     ar_trials: int = 10000
     alpha: float = 0.05
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        # sacreBLEU's PairedTest resamples with `seed if seed else None`: 0 would be a fresh random
+        # draw on every call while the report says seed:0
+        if self.seed == 0:
+            raise InputError(
+                "--seed 0: sacreBLEU reads 0 as no seed (other p-values on every call); expected a seed >= 1"
+            )
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: expected a seed >= 1")
 
 
 def _metrics(references: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -532,16 +565,35 @@ def plot_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# reports/compare/dvc.yaml: the chart of scores.csv for `dvc plots show`, declared only where the
+# comparison has been written (a plot declared in the project's dvc.yaml fails on every fresh experiment)
+PLOTS_YAML = """\
+# written by python src/compare.py with scores.csv: `dvc plots show` draws it
+plots:
+  - compare (BLEU per test set, system and run):
+      template: bar_horizontal   # x is the value axis, y the bars
+      x: bleu
+      y:
+        scores.csv: label
+"""
+
+
 def write_report(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """compare.json, compare.md and scores.csv (for ``dvc plots``), each written atomically."""
+    """compare.json, compare.md, scores.csv and the dvc.yaml that plots it, each written atomically."""
     out = Path(out_dir)
-    paths = {"json": out / "compare.json", "markdown": out / "compare.md", "plot": out / "scores.csv"}
+    paths = {
+        "json": out / "compare.json",
+        "markdown": out / "compare.md",
+        "plot": out / "scores.csv",
+        "plots_yaml": out / "dvc.yaml",
+    }
     write_json_atomic(paths["json"], report)
     write_text_atomic(paths["markdown"], markdown(report))
     with atomic_path(paths["plot"]) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=PLOT_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(plot_rows(report))
+    write_text_atomic(paths["plots_yaml"], PLOTS_YAML)
     return paths
 
 

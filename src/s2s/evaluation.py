@@ -41,14 +41,14 @@ def encode_sources(
 ) -> list[list[int]]:
     """Source ids (tagged with the target language for a bidirectional model), cut to ``max_pieces``
     as preprocess cuts validation sources: one pathological line cannot stall the beam search."""
-    texts = [tag_source(r.source, r.direction.split("-")[1]) if tagged else r.source for r in records]
+    texts = [tag_source(r.source, r.tgt_lang) if tagged else r.source for r in records]
     ids = vocab.encode(texts)
     return [cap_pieces(x, max_pieces)[0] for x in ids] if max_pieces else ids
 
 
 def as_test_records(records: Sequence[EvalRecord]) -> list[TestRecord]:
     """Validation records (one reference) in the test-set shape."""
-    return [TestRecord(r.direction, r.source, (r.reference,)) for r in records]
+    return [TestRecord(r.src_lang, r.tgt_lang, r.source, (r.reference,)) for r in records]
 
 
 def score_records(records: Sequence[TestRecord], hypotheses: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -65,7 +65,7 @@ def score_records(records: Sequence[TestRecord], hypotheses: Sequence[str]) -> d
         streams = [[r.refs[k] for r in recs] for k in range(n_refs)]
         scores = score_corpus(hyps, *streams)
         if all(r.tok_refs for r in recs):
-            scores.update(score_tokenized(hyps, [r.tok_refs[0] for r in recs], direction.split("-")[1]))
+            scores.update(score_tokenized(hyps, [r.tok_refs[0] for r in recs], recs[0].tgt_lang))
         out[direction] = scores
     return out
 
@@ -93,7 +93,7 @@ def robustness_curve(
     for level in levels:
         rng = random.Random(seed)
         noisy = [
-            TestRecord(r.direction, noise_sentence(r.source, noise_level_config(level), rng)[0], r.refs)
+            TestRecord(r.src_lang, r.tgt_lang, noise_sentence(r.source, noise_level_config(level), rng)[0], r.refs)
             for r in records
         ]
         hyps = translate_ids(model, encode_sources(vocab, noisy, tagged, max_pieces), opts, batch_size)

@@ -62,10 +62,18 @@ class Rule:
         return f"expected {self.expected}" + (" or null" if self.nullable else "")
 
 
-def Int(low: int | None = None, *, also: Sequence[int] = (), nullable: bool = False) -> Rule:
-    """An integer >= ``low`` (or one of ``also``, e.g. -1 for "no limit")."""
-    words = "an integer" + (f" >= {low}" if low is not None else "") + "".join(f" or {a}" for a in also)
-    return Rule(lambda v: _is_int(v) and ((low is None or v >= low) or v in also), words, nullable)
+def Int(
+    low: int | None = None, high: int | None = None, *, also: Sequence[int] = (), nullable: bool = False
+) -> Rule:
+    """An integer in [``low``, ``high``] (or one of ``also``, e.g. -1 for "no limit")."""
+    bounds = [f">= {low}"] if low is not None else []
+    bounds += [f"<= {high}"] if high is not None else []
+    words = "an integer" + (" " + " and ".join(bounds) if bounds else "") + "".join(f" or {a}" for a in also)
+
+    def test(v: Any) -> bool:
+        return _is_int(v) and (((low is None or v >= low) and (high is None or v <= high)) or v in also)
+
+    return Rule(test, words, nullable)
 
 
 def Float(
@@ -150,6 +158,12 @@ PRECISIONS = (
     "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16",
 )  # fmt: skip
 DROPOUT = Float(0.0, 1.0, high_open=True)
+# Bounds of what one decoding request may cost (a beam of 100,000 allocates tens of GB; an output
+# length of 10^8 runs for minutes per line): the beam, and the longest output relative to the
+# stage's source cap (preprocess.filter.max_eval_pieces for validation and evaluate,
+# translate.max_src_pieces for translate): max_len_a * cap + max_len_b <= MAX_LEN_RATIO * cap.
+MAX_BEAM = 64
+MAX_LEN_RATIO = 4
 COMPILE = "false, true or a torch.compile mode (" + ", ".join(COMPILE_MODES) + ")"
 
 RULES: dict[str, Rule] = {
@@ -178,7 +192,7 @@ RULES: dict[str, Rule] = {
     "model.emb_size": Int(1),
     "model.share_embeddings": Bool(),
     "model.tie_output": Bool(),
-    "model.init_scale": Float(0.0, low_open=True),
+    "model.init_scale": Float(0.0, 1.0, low_open=True),  # uniform(-s, s); 1 already saturates the gates
     "model.encoder.rnn_type": Choice("lstm", "gru"),
     "model.encoder.hidden_size": Int(1),
     "model.encoder.num_layers": Int(1),
@@ -209,7 +223,7 @@ RULES: dict[str, Rule] = {
     "train.batch.eval_max_sentences": Int(1),
     "train.num_workers": Int(0),
     "train.label_smoothing": Float(0.0, 1.0, high_open=True),
-    "train.val_max_len_a": Float(0.0),
+    "train.val_max_len_a": Float(0.0, MAX_LEN_RATIO),
     "train.val_max_len_b": Int(0),
     "train.early_stopping_patience": Int(0),
     "train.save_every_n_steps": Int(1),
@@ -219,7 +233,7 @@ RULES: dict[str, Rule] = {
     "train.validate_only": Bool(),
     "train.compile": Rule(_compile, COMPILE),
     # trainer (arguments of pytorch_lightning.Trainer)
-    "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda", "mps", "tpu"),
+    "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda", "mps"),  # no TPU support (torch_xla)
     "trainer.devices": Rule(_devices, "a number of devices >= 1, -1, auto, or a list of device ids"),
     "trainer.num_nodes": Int(1),
     "trainer.strategy": Text(),
@@ -235,13 +249,13 @@ RULES: dict[str, Rule] = {
     ),
     "trainer.log_every_n_steps": Int(1),
     "trainer.deterministic": Rule(lambda v: isinstance(v, bool) or v == "warn", "true, false or warn"),
-    "trainer.enable_progress_bar": Bool(),
+    "trainer.enable_progress_bar": Rule(lambda v: isinstance(v, bool), "true or false", nullable=True),
     "trainer.num_sanity_val_steps": Int(0, also=(-1,)),
     # decoding (evaluate, translate)
-    "decode.beam_size": Int(1),
+    "decode.beam_size": Int(1, MAX_BEAM),
     "decode.n_best": Int(1),
     "decode.length_penalty": Float(0.0),
-    "decode.max_len_a": Float(0.0),
+    "decode.max_len_a": Float(0.0, MAX_LEN_RATIO),
     "decode.max_len_b": Int(0),
     "decode.min_len": Int(0),
     "decode.no_repeat_ngram_size": Int(0),
@@ -313,9 +327,47 @@ def _cross_portable(get: Callable[[str], Any]) -> tuple[str, str] | None:
     return None
 
 
+def _output_length(
+    get: Callable[[str], Any], a_key: str, b_key: str, min_len: int, min_key: str | None
+) -> tuple[str, str] | None:
+    """The search's limit is int(a * source length + b) steps, the last one for EOS, and a source
+    ends with EOS: a one-piece source may get int(2a + b) - 1 pieces.  That must reach
+    ``min_len`` (and 1), and the longest source (the cap) must stay within MAX_LEN_RATIO x cap."""
+    a, b = get(a_key), get(b_key)
+    if a is None or b is None:
+        return None
+    shortest = max(int(2 * a + b) - 1, 0)
+    if shortest < max(min_len, 1):
+        why = "an empty translation" if shortest < 1 else f"below {min_key}={min_len}"
+        return b_key, (
+            f"={b}: with {a_key}={a:g} a one-piece source gets at most {shortest} output pieces ({why}); "
+            f"the limit is {a_key} * (source pieces + 1) + {b_key} - 1: raise {b_key}"
+        )
+    cap_key = "translate.max_src_pieces" if get("translate.max_src_pieces") is not None else None
+    cap_key = cap_key or "preprocess.filter.max_eval_pieces"
+    cap = get(cap_key)
+    if _is_int(cap) and a * cap + b > MAX_LEN_RATIO * cap:
+        return b_key, (
+            f"={b}: {a_key} * {cap_key} + {b_key} = {a * cap + b:g} output pieces, at most {MAX_LEN_RATIO} x "
+            f"{cap_key}={cap} = {MAX_LEN_RATIO * cap} are allowed (the search's cost grows with the length)"
+        )
+    return None
+
+
+def _cross_decode_length(get: Callable[[str], Any]) -> tuple[str, str] | None:
+    min_len = get("decode.min_len")
+    return _output_length(get, "decode.max_len_a", "decode.max_len_b", min_len or 0, "decode.min_len")
+
+
+def _cross_val_length(get: Callable[[str], Any]) -> tuple[str, str] | None:
+    return _output_length(get, "train.val_max_len_a", "train.val_max_len_b", 0, None)
+
+
 # rules over two options: (sections they belong to, check returning (option, message) or None)
 CROSS_RULES: list[tuple[tuple[str, ...], Callable[[Callable[[str], Any]], tuple[str, str] | None]]] = [
     (("decode",), _cross_n_best),
+    (("decode",), _cross_decode_length),
+    (("train",), _cross_val_length),
     (("preprocess",), _cross_replace_clean),
     (("train",), _cross_batch),
     (("evaluate",), _cross_eval_split),

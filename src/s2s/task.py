@@ -99,6 +99,7 @@ class TranslationTask(pl.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=ntokens,
+            sync_dist=True,  # under DDP: the mean over ranks (per epoch weighted by target tokens)
         )
         return loss_sum * self.trainer.accumulate_grad_batches
 
@@ -176,33 +177,37 @@ class TranslationTask(pl.LightningModule):
         if self.trainer.sanity_checking:  # a few batches only: nothing to score
             self._log_validation(val_loss, 0.0)
             return
-        hyps = gather_in_order(self._val_hyps, self.trainer.world_size)
+        # trainer.limit_val_batches < 1: the first batches only; BLEU is over the sentences decoded
+        limit = self.trainer.limit_val_batches
+        complete = isinstance(limit, float) and limit >= 1.0
+        indices, hyps = gather_in_order(self._val_hyps, self.trainer.world_size, complete=complete)
         bleu = 0.0
         if self.trainer.is_global_zero:
-            bleu = self._score(hyps)
-            self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps}
+            bleu = self._score(indices, hyps)
+            self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps, "indices": indices}
         bleu = self.trainer.strategy.broadcast(bleu, src=0)
         self._log_validation(val_loss, bleu)
 
     def _log_validation(self, val_loss: float, bleu: float) -> None:
-        # identical on every rank (reduced / broadcast above), so no further sync
-        self.log("val_loss", val_loss, sync_dist=False)
-        self.log("val_ppl", math.exp(min(val_loss, 50.0)), sync_dist=False)
-        self.log("val_bleu", bleu, prog_bar=True, sync_dist=False)
+        # already identical on every rank (reduced / broadcast above): the max over ranks leaves each
+        # value exactly as it is, and tells Lightning the metric is synchronised (no warning)
+        self.log("val_loss", val_loss, sync_dist=True, reduce_fx="max")
+        self.log("val_ppl", math.exp(min(val_loss, 50.0)), sync_dist=True, reduce_fx="max")
+        self.log("val_bleu", bleu, prog_bar=True, sync_dist=True, reduce_fx="max")
 
-    def _score(self, hyps: list[list[int]]) -> float:
+    def _score(self, indices: list[int], hyps: list[list[int]]) -> float:
         datamodule = self.trainer.datamodule
         texts = datamodule.vocab.decode(hyps)
-        records = datamodule.valid_records
-        by_direction: dict[str, tuple[list[str], list[str]]] = {}
+        records = [datamodule.valid_records[i] for i in indices]
+        by_direction: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
         for text, rec in zip(texts, records, strict=True):
-            h, r = by_direction.setdefault(rec.direction, ([], []))
+            h, r = by_direction.setdefault((rec.src_lang, rec.tgt_lang), ([], []))
             h.append(text)
             r.append(rec.reference)
         scores = {d: score_corpus(h, r)["bleu"] for d, (h, r) in by_direction.items()}
-        for direction, value in scores.items():
+        for (src_lang, tgt_lang), value in scores.items():
             if len(scores) > 1:
-                self.log(f"val_bleu_{direction.replace('-', '_')}", value, rank_zero_only=True)
+                self.log(f"val_bleu_{src_lang}_{tgt_lang}", value, rank_zero_only=True)
         return sum(scores.values()) / len(scores)
 
     # ---- optimisation ---------------------------------------------------------------------
@@ -271,17 +276,21 @@ class TranslationTask(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def gather_in_order(items: list[tuple[int, list[int]]], world_size: int) -> list[list[int]]:
-    """Hypotheses from every rank, ordered by dataset index (each index exactly once)."""
+def gather_in_order(
+    items: list[tuple[int, list[int]]], world_size: int, complete: bool = True
+) -> tuple[list[int], list[list[int]]]:
+    """Dataset indices and hypotheses from every rank, ordered by index: each index at most once,
+    and with ``complete`` every index from 0 on (``trainer.limit_val_batches`` decodes a part)."""
     if world_size > 1 and dist.is_available() and dist.is_initialized():
         parts: list[Any] = [None] * world_size
         dist.all_gather_object(parts, items)
         items = [x for part in parts for x in part]
     items = sorted(items)
     indices = [i for i, _ in items]
-    if indices != list(range(len(indices))):
+    duplicated = len(set(indices)) != len(indices)
+    if duplicated or (complete and indices != list(range(len(indices)))):
         raise RuntimeError("validation hypotheses are missing or duplicated across ranks")
-    return [h for _, h in items]
+    return indices, [h for _, h in items]
 
 
 def _has_time_budget(trainer: pl.Trainer) -> bool:

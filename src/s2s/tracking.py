@@ -8,7 +8,10 @@ Why it looks the way it does:
   away with the copy, so the default store is anchored at the *original* project root.
 - Runs are created on rank 0 only (Lightning's logger is rank-zero).
 - A tracking server that dies mid-training must not stop or stall training: MLflow's HTTP retries
-  are bounded (its own environment variables) and a failed logging call costs one warning line.
+  are bounded (its own environment variables), every request is bounded in time
+  (``logger.timeout_s``, also for SQLite, whose MLflow store otherwise retries for ~100 s) and a
+  failed logging call costs one warning line. A store that is broken *before* training (corrupt,
+  unwritable, locked, unreachable) is refused in one line before any work instead.
 - The link from a trained model to its run lives in an uncached file (``reports/train_run.json``),
   never inside ``models/``: identical training gives byte-identical models, and a collaborator
   who pulls the model evaluates it without the run existing in their store.
@@ -21,13 +24,18 @@ import json
 import logging
 import os
 import re
+import signal
+import socket
+import sqlite3
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from s2s.io import InputError, sha256_file, write_json_atomic
 
@@ -40,10 +48,46 @@ EXPERIMENT_KIND = "custom_model_development"
 # checksums: the data_version tag and the config.yaml artifact keep them), where to log
 NON_PARAM_PREFIXES = ("paths.", "logger.", "data.sources.", "data.mirror", "data.timeout_s", "hydra.")
 EXP_TMP_MARKER = (".dvc", "tmp", "exps")
+# a training resumed from a checkpoint whose MLflow run is gone logs into a new run tagged with the old id
+RESUMED_FROM_TAG = "s2s.resumed_from_run"
+# an evaluation run records its process, so a later evaluation can tell a killed one from a running one
+PID_TAG, HOST_TAG = "s2s.pid", "s2s.host"
+
+T = TypeVar("T")
 
 
 class TrackingUnreachable(RuntimeError):
-    """A configured tracking server does not answer."""
+    """A configured tracking server does not answer, or the tracking store cannot be used."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an error message (MLflow's may span pages), for one-line warnings."""
+    return ((str(err).strip().splitlines() or [type(err).__name__])[0] or type(err).__name__)[:limit]
+
+
+def bounded(timeout_s: float, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` with a time limit: TimeoutError after ``timeout_s`` seconds.
+
+    MLflow bounds HTTP requests (its environment variables) but not its SQLite store: a locked or
+    unwritable database is retried for about 100 s per request. The call runs in a daemon thread
+    that is abandoned on timeout (it cannot be cancelled; it ends with the process at the latest).
+    """
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = call(*args, **kwargs)
+        except BaseException as err:  # handed to the caller
+            result["error"] = err
+
+    thread = threading.Thread(target=target, name="mlflow-request", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout_s:g} s (logger.timeout_s)")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -105,6 +149,43 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
             f"MLflow tracking server {uri} is unreachable ({getattr(err, 'reason', err)}); "
             "start it, fix logger.tracking_uri / MLFLOW_TRACKING_URI, or unset it to use the local SQLite store"
         ) from err
+
+
+def check_sqlite_store(uri: str, timeout: float = 10.0) -> None:
+    """Fail within ``timeout`` seconds, naming the file, if a SQLite store cannot be read and written.
+
+    A truncated ``mlflow.db`` (``database disk image is malformed``), an unwritable or a locked one
+    would otherwise stop training at its first logging call, or after ~100 s of MLflow's retries.
+    A store that does not exist yet only needs a folder it can be created in. Nothing is written.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        return
+    fix = "move it aside (a new store is created), set logger.tracking_uri, or logger=none"
+    if not db.exists():
+        folder = next((p for p in db.parents if p.exists()), None)
+        if folder is None or not os.access(folder, os.W_OK | os.X_OK):
+            raise TrackingUnreachable(f"MLflow store {db} cannot be created: {folder} is not writable; {fix}")
+        return
+
+    def probe() -> None:
+        with sqlite3.connect(db, timeout=timeout) as con:
+            problems = [row[0] for row in con.execute("pragma quick_check")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({problems[0]})")
+            con.execute("begin immediate")  # takes the write lock: unwritable or locked stores fail here
+            con.execute("rollback")
+
+    try:
+        bounded(timeout, probe)
+    except (sqlite3.Error, OSError, TimeoutError) as err:
+        raise TrackingUnreachable(f"MLflow store {db} is unusable ({first_line(err)}); {fix}") from err
+
+
+def check_store(uri: str, timeout: float = 10.0) -> None:
+    """Before any work: the tracking server answers, or the SQLite store is readable and writable."""
+    check_tracking_uri(uri, timeout)
+    check_sqlite_store(uri, timeout)
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -208,6 +289,45 @@ def ensure_experiment(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def open_run(uri: str, experiment_name: str, run_id: str | None, name: str, tags: Mapping[str, str]) -> str:
+    """The MLflow run a training logs to, its tags those of *this* (re)start; returns its id.
+
+    Resuming (``run_id`` from ``checkpoints/run.json``): the run's tags and name are set again, since a
+    rerun of a killed ``dvc exp run`` runs under another experiment name (``dvc.exp_name``); a run
+    that no longer exists (deleted, or another store) is replaced by a new run tagged
+    ``s2s.resumed_from_run=<old id>``, with one warning, instead of blocking the resume.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = ensure_experiment(uri, experiment_name)
+    tags = {**tags, MLFLOW_RUN_NAME: name}
+    if run_id:
+        try:
+            gone = client.get_run(run_id).info.lifecycle_stage == "deleted"
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            gone = True
+        if not gone:
+            for key, value in tags.items():
+                client.set_tag(run_id, key, value)
+            client.update_run(run_id, status="RUNNING")  # a killed run was left RUNNING/FAILED/KILLED
+            return run_id
+        log.warning(
+            "MLflow run %s (checkpoints/run.json) is not in %s; training resumes in a new run tagged %s=%s",
+            run_id,
+            uri,
+            RESUMED_FROM_TAG,
+            run_id,
+        )
+        tags[RESUMED_FROM_TAG] = run_id
+    return client.create_run(experiment_id, tags=resolve_tags(tags)).info.run_id
+
+
 def log_to_run(
     uri: str,
     run_id: str,
@@ -250,6 +370,61 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^\w\-./ ]", "_", name)
 
 
+class RunKilled(BaseException):
+    """A termination signal arrived while an MLflow run was open (not an Exception: nothing swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGHUP raise :class:`RunKilled` in the main thread while this block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise RunKilled(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_stale_evaluations(uri: str, parent_id: str, experiment_id: str) -> list[str]:
+    """Mark KILLED the evaluation runs of this model left RUNNING by an evaluate that was killed
+    (SIGKILL, power loss): those whose recorded process on this host is gone, and those of
+    versions that recorded none. A live evaluation elsewhere (another host) is left alone."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    stale = []
+    query = f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs([experiment_id], query):
+        host, pid = run.data.tags.get(HOST_TAG), run.data.tags.get(PID_TAG)
+        if pid is None or (host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))):
+            client.set_terminated(run.info.run_id, "KILLED")
+            stale.append(run.info.run_id)
+    if stale:
+        log.warning("MLflow evaluation runs %s of a killed evaluate marked KILLED", ", ".join(stale))
+    return stale
+
+
 def log_evaluation(
     run_info: Mapping[str, Any],
     metrics: Mapping[str, float],
@@ -257,6 +432,7 @@ def log_evaluation(
     decode_name: str = "default",
     tags: Mapping[str, str] | None = None,
     uri: str | None = None,
+    timeout_s: float = 10.0,
 ) -> str | None:
     """Log one evaluation as a nested run under the training's run; returns its id.
 
@@ -264,6 +440,9 @@ def log_evaluation(
     another's metrics; the training run also gets the metrics under ``<decode_name>/<metric>`` so
     the runs table can show them next to the hyper-parameters. Never raises: where the run link,
     the store or the run is missing (a collaborator's clone), it logs one warning line and returns None.
+    Each request but artifact uploads gets ``timeout_s`` seconds. The child run never stays RUNNING:
+    a failure marks it FAILED; SIGTERM/SIGINT/SIGHUP mark it KILLED and exit 128 + the signal number;
+    after a SIGKILL, the next evaluation of the model marks it KILLED.
     """
     run_id = run_info.get("run_id")
     if not run_id:
@@ -274,26 +453,52 @@ def log_evaluation(
     if db is not None and not db.is_file():
         log.warning("MLflow store %s does not exist; evaluation not logged to MLflow", db)
         return None
+    child_id = None
     try:
-        bound_http_retries()
-        check_tracking_uri(uri, 10)
-        from mlflow.tracking import MlflowClient
+        with signals_raise():
+            bound_http_retries()
+            check_tracking_uri(uri, timeout_s)
+            from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
-        parent = client.get_run(run_id)
-        child = client.create_run(
-            parent.info.experiment_id,
-            run_name=f"{parent.info.run_name}-eval-{decode_name.replace('/', '-')}",
-            tags={"mlflow.parentRunId": run_id, "decode": decode_name, **(tags or {})},
-        )
-        log_to_run(uri, child.info.run_id, metrics=metrics, artifacts=artifacts)
-        client.set_terminated(child.info.run_id)
-        log_to_run(uri, run_id, metrics={metric_key(f"{decode_name}/{k}"): v for k, v in metrics.items()})
-        return child.info.run_id
+            client = MlflowClient(tracking_uri=uri)
+            parent = bounded(timeout_s, client.get_run, run_id)
+            bounded(timeout_s, close_stale_evaluations, uri, run_id, parent.info.experiment_id)
+            child_tags = {"mlflow.parentRunId": run_id, "decode": decode_name, **(tags or {})}
+            child_tags.update({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+            child = bounded(
+                timeout_s,
+                client.create_run,
+                parent.info.experiment_id,
+                run_name=f"{parent.info.run_name}-eval-{decode_name.replace('/', '-')}",
+                tags=child_tags,
+            )
+            child_id = child.info.run_id
+            bounded(timeout_s, log_to_run, uri, child_id, metrics=metrics)
+            log_to_run(uri, child_id, artifacts=artifacts)  # a file copy, or HTTP bounded by MLflow's settings
+            bounded(timeout_s, client.set_terminated, child_id)
+            child_id, finished = None, child_id
+            per_decode = {metric_key(f"{decode_name}/{k}"): v for k, v in metrics.items()}
+            bounded(timeout_s, log_to_run, uri, run_id, metrics=per_decode)
+            return finished
+    except RunKilled as killed:
+        if child_id:
+            _end_quietly(uri, child_id, "KILLED", timeout_s)
+        raise SystemExit(128 + killed.signum) from None
     except Exception as err:  # the store or the run is absent or broken: evaluation itself succeeded
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        log.warning("evaluation not logged to MLflow run %s at %s: %s", run_id, uri, first[:200])
+        if child_id:
+            _end_quietly(uri, child_id, "FAILED", timeout_s)
+        log.warning("evaluation not logged to MLflow run %s at %s: %s", run_id, uri, first_line(err))
         return None
+
+
+def _end_quietly(uri: str, run_id: str, status: str, timeout_s: float) -> None:
+    """Best effort: a run that cannot be ended now is ended by the next evaluation."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        bounded(timeout_s, MlflowClient(tracking_uri=uri).set_terminated, run_id, status)
+    except Exception as err:
+        log.warning("MLflow run %s could not be marked %s (%s)", run_id, status, first_line(err))
 
 
 def download_artifact(uri: str, run_id: str, artifact_path: str, dst_dir: str | Path) -> Path | None:

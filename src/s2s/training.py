@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,48 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s import dvc_report, mlflow_logger, numerics, resume, tracking
 from s2s.build import count_parameters
-from s2s.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
+from s2s.callbacks import EpochReport, SaveOnSignal, StampCheckpoints, TrainingInterrupted
 from s2s.checkpoint import check_state_dict, load_init_weights
 from s2s.checkpoint_io import AtomicCheckpointIO
 from s2s.compilation import compile_decoder_step
 from s2s.data.datamodule import TranslationDataModule
 from s2s.export import export
 from s2s.io import InputError, sha256_file, write_json_atomic
-from s2s.run_lock import CheckpointLock
+from s2s.run_lock import CheckpointLock, check_params_file
 from s2s.task import TranslationTask
 
 
 def plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+
+
+def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any], **defaults: Any) -> dict[str, Any]:
+    """``pytorch_lightning.Trainer``'s arguments: the stage's ``defaults``, then every ``trainer.*`` key.
+
+    A user's key always wins (``+trainer.use_distributed_sampler=true`` reaches the Trainer, it
+    never collides with a keyword of ours); Hydra ``_target_`` entries are instantiated, and the
+    user's callbacks and plugins are added to the stage's own, which training needs.
+    ``trainer.enable_progress_bar: null`` means Lightning's bar when stderr is a terminal (else
+    the one line per epoch of :class:`s2s.callbacks.EpochReport` is the console output).
+    """
+    from hydra.utils import instantiate
+
+    user = instantiate(plain(cfg.trainer), _convert_="all")
+    kwargs = {
+        "logger": False,  # the stage adds its own loggers (MLflow, DVCLive) once the run is known
+        "use_distributed_sampler": False,  # the token-batch sampler shards the data itself
+        **defaults,
+        **user,
+        "callbacks": [*callbacks, *_as_list(user.get("callbacks"))],
+        "plugins": [*plugins, *_as_list(user.get("plugins"))],
+    }
+    if kwargs.get("enable_progress_bar") is None:
+        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+    return kwargs
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
 
 
 def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
@@ -63,6 +93,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         periodic,
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
+        EpochReport(),
         dvc_report.TrainingSummary(),
     ]
     if t.average_last > 1:
@@ -116,9 +147,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
     ckpt_dir = Path(cfg.paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
-        tracking.check_tracking_uri(
-            tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10)
-        )
+        # an unreachable server or a corrupt, unwritable or locked SQLite store: one line, before any work
+        tracking.check_store(tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10))
     if cfg.train.get("validate_only"):
         return validate_only(cfg)
     spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
@@ -126,15 +156,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         raise InputError(f"{spm_model}: not found (run the preprocess stage first)")
     fp, relevant = resume.fingerprint(cfg), resume.relevant_config(cfg)
     best, callbacks = make_callbacks(cfg, ckpt_dir, fp, sha256_file(spm_model))
-    trainer = pl.Trainer(
-        **plain(cfg.trainer),
-        callbacks=callbacks,
-        logger=False,
-        plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=False,
-        default_root_dir=str(ckpt_dir),
-        enable_model_summary=False,
-    )
+    trainer = pl.Trainer(**trainer_kwargs(cfg, callbacks, [AtomicCheckpointIO()], default_root_dir=str(ckpt_dir)))
     # the Trainer knows the global rank and world size from Lightning's cluster environment
     # (SLURM, torchelastic, its own launcher), before any process group exists
     world_size = trainer.num_nodes * trainer.num_devices
@@ -173,7 +195,7 @@ def _fit_and_export(
     live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
     if trainer.is_global_zero:
         live.log_hyperparams({"provenance": prov})
-    trainer.loggers = [x for x in (logger, live) if x]
+    trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
     if trainer.is_global_zero and logger:
         write_json_atomic(run_file, {"run_id": logger.run_id})
         logger.log_hyperparams(tracking.run_params(plain(cfg)))
@@ -182,6 +204,7 @@ def _fit_and_export(
         trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
     except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
         raise TrainingInterrupted(signal.SIGTERM) from err
+    check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
         summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
@@ -195,13 +218,9 @@ def validate_only(cfg: DictConfig) -> dict[str, Any]:
         raise InputError("train.validate_only=true needs train.init_from=<model.pt or .ckpt> (the weights to validate)")
     task, datamodule = build_task(cfg)
     trainer = pl.Trainer(
-        **plain(cfg.trainer),
-        callbacks=[],
-        enable_checkpointing=False,
-        logger=False,
-        use_distributed_sampler=False,
-        default_root_dir=str(cfg.paths.checkpoint_dir),
-        enable_model_summary=False,
+        **trainer_kwargs(
+            cfg, [], [], enable_checkpointing=False, default_root_dir=str(cfg.paths.checkpoint_dir)
+        )
     )
     trainer.validate(task, datamodule=datamodule)
     result = getattr(task, "last_validation", None)

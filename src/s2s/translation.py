@@ -166,11 +166,12 @@ class Translator:
         batch_size: int = 64,
         max_src_pieces: int | None = None,
     ) -> Translator:
+        vocab = Vocabulary(spm_file)  # first: a damaged spm.model is named as such, not as "another vocabulary"
         model, _ = load_model_file(model_file, spm_file)
         model.to(resolve_device(decode_cfg.get("device", "auto")))
         compile_decoder_step(model, decode_cfg.get("compile", False), "decode.compile")
         opts = SearchOptions.from_config(decode_cfg)
-        return cls(model, Vocabulary(spm_file), opts, target_lang, batch_size, max_src_pieces)
+        return cls(model, vocab, opts, target_lang, batch_size, max_src_pieces)
 
     def encode(self, lines: Sequence[str], numbers: Sequence[int]) -> list[list[int]]:
         """Source ids of each line, cut at ``max_src_pieces`` with a warning naming the line (its

@@ -2,12 +2,13 @@
 
 A split is stored as ``<split>.npz``: the source and target ids of all pairs concatenated into two
 flat int32 arrays, with offsets.  This is compact, loads in milliseconds and needs no tokenizer at
-training time.  Evaluation splits also get ``<split>.tsv`` (direction, raw source, raw reference).
+training time.  Evaluation splits also get ``<split>.tsv`` (source and target language, raw source, raw reference).
 """
 
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from s2s.data.testsets import row_languages
 from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from s2s.io import InputError, atomic_path
 
@@ -45,8 +47,13 @@ class ParallelData(Dataset):
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: encoded split not found (run the preprocess stage first)")
-        with np.load(path) as z:
-            return cls(z["src"], z["src_offsets"], z["tgt"], z["tgt_offsets"])
+        try:
+            with np.load(path) as z:
+                return cls(z["src"], z["src_offsets"], z["tgt"], z["tgt_offsets"])
+        except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError) as err:  # truncated, not npz
+            raise InputError(
+                f"{path}: not a readable encoded split ({type(err).__name__}: {err}); rerun the preprocess stage"
+            ) from err
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
@@ -116,20 +123,26 @@ def collate(items: Sequence[tuple[int, torch.Tensor, torch.Tensor]]) -> Batch:
 
 @dataclass(frozen=True)
 class EvalRecord:
-    """One evaluation line: the translation direction, the raw source and the raw reference."""
+    """One evaluation line: its languages (fields: a code may hold a hyphen), the raw source and
+    the raw reference."""
 
-    direction: str
+    src_lang: str
+    tgt_lang: str
     source: str
     reference: str
+
+    @property
+    def direction(self) -> str:
+        return f"{self.src_lang}-{self.tgt_lang}"
 
 
 def write_eval_records(path: str | Path, records: Sequence[EvalRecord]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(["direction", "source", "reference"])
+            writer.writerow(["src_lang", "tgt_lang", "source", "reference"])
             for r in records:
-                writer.writerow([r.direction, r.source, r.reference])
+                writer.writerow([r.src_lang, r.tgt_lang, r.source, r.reference])
 
 
 def read_eval_records(path: str | Path) -> list[EvalRecord]:
@@ -138,5 +151,11 @@ def read_eval_records(path: str | Path) -> list[EvalRecord]:
         raise InputError(f"{path}: evaluation records not found (run the preprocess stage first)")
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
-        next(reader)
-        return [EvalRecord(*row) for row in reader]
+        header = next(reader, [])
+        if header[:2] == ["src_lang", "tgt_lang"]:
+            return [EvalRecord(*row) for row in reader]
+        # written before the languages were fields: direction, source, reference
+        return [
+            EvalRecord(*row_languages({"direction": d}, f"{path}, line {n}"), s, r)
+            for n, (d, s, r) in enumerate(reader, 2)
+        ]

@@ -137,11 +137,14 @@ class _Corpus:
     def __init__(self, opt: PrepareOptions):
         self.opt, self.ds, self.raw = opt, opt.dataset, Path(opt.raw_dir)
         self.roles: np.ndarray | None = None
+        self.split_stats: dict[str, int] = {}
         self.filtered: dict[str, int] = {}
         held_out: dict[int, list[tuple[str, tuple[str, ...]]]] = {VALID: [], TEST: []}
         if self.ds.split is not None:
             sp = self.ds.split
-            self.roles = assign_split((s for s, _ in iter_part(self.raw, self.ds, sp.part)), sp.valid, sp.test, sp.seed)
+            pairs = ((s, refs[0]) for s, refs in iter_part(self.raw, self.ds, sp.part))
+            split = assign_split(pairs, sp.valid, sp.test, sp.seed)
+            self.roles, self.split_stats = split.roles, split.stats()
             for role, row in zip(self.roles, iter_part(self.raw, self.ds, sp.part), strict=True):
                 if role != TRAIN:
                     held_out[int(role)].append(row)
@@ -269,7 +272,6 @@ def _eval_records(
     rows = rows[: opt.max_eval_pairs] if opt.max_eval_pairs else rows
     if not rows:
         raise InputError(f"the {name} set ends up empty (check data.max_eval_pairs and its files)")
-    fwd = f"{ds.src_lang}-{ds.tgt_lang}"
     tok = {lang: read_tok_refs(opt.raw_dir, part, lang) if part is not None else None for lang in ds.langs}
     for lang, lines in tok.items():
         if lines is not None and len(lines) < len(rows):
@@ -277,12 +279,12 @@ def _eval_records(
                 f"{part.option if part else name}.tok_refs ({lang}): {len(lines)} lines, the set has {len(rows)}"
             )
     records = [
-        TestRecord(fwd, s, refs, (tok[ds.tgt_lang][i],) if tok[ds.tgt_lang] else ()) for i, (s, refs) in enumerate(rows)
+        TestRecord(ds.src_lang, ds.tgt_lang, s, refs, (tok[ds.tgt_lang][i],) if tok[ds.tgt_lang] else ())
+        for i, (s, refs) in enumerate(rows)
     ]
     if opt.reverse and (part is None or part.kind != "text"):
-        rev = f"{ds.tgt_lang}-{ds.src_lang}"
         records += [
-            TestRecord(rev, refs[0], (s,), (tok[ds.src_lang][i],) if tok[ds.src_lang] else ())
+            TestRecord(ds.tgt_lang, ds.src_lang, refs[0], (s,), (tok[ds.src_lang][i],) if tok[ds.src_lang] else ())
             for i, (s, refs) in enumerate(rows)
         ]
     return records
@@ -291,7 +293,7 @@ def _eval_records(
 def _encode_eval(opt: PrepareOptions, vocab: Vocabulary, records: Sequence[TestRecord]) -> tuple[ParallelData, int]:
     """Ids of an evaluation set, sources and references capped at ``max_eval_pieces``; returns the
     number of sources cut."""
-    texts = [tag_source(r.source, r.direction.split("-")[1]) if opt.reverse else r.source for r in records]
+    texts = [tag_source(r.source, r.tgt_lang) if opt.reverse else r.source for r in records]
     src, tgt, cut = [], [], 0
     for ids, ref_ids in zip(vocab.encode(texts), vocab.encode([r.refs[0] for r in records]), strict=True):
         capped, was_cut = cap_pieces(ids, opt.max_eval_pieces)
@@ -307,10 +309,15 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
     ds = opt.dataset
     corpus = _Corpus(opt)
     stats: dict[str, Any] = {"seed": opt.seed, "reverse": opt.reverse, "noise_copies": opt.noise_copies}
-    stats["dataset"] = {"name": ds.name, "direction": f"{ds.src_lang}-{ds.tgt_lang}"}
+    stats["dataset"] = {
+        "name": ds.name,
+        "direction": f"{ds.src_lang}-{ds.tgt_lang}",
+        "src_lang": ds.src_lang,
+        "tgt_lang": ds.tgt_lang,
+    }
     if corpus.roles is not None:
         assert ds.split is not None
-        stats["split"] = {"seed": ds.split.seed, **split_sizes(corpus.roles)}
+        stats["split"] = {"seed": ds.split.seed, **split_sizes(corpus.roles), **corpus.split_stats}
     if next(corpus.train(), None) is None:
         raise InputError("the training split ends up empty after filtering (preprocess.filter.max_words)")
 
@@ -336,7 +343,7 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
         valid = _eval_records(opt, corpus.valid, ds.valid, "validation")
         data, cut = _encode_eval(opt, vocab, valid)
         data.save(tmp / "valid.npz")
-        write_eval_records(tmp / "valid.tsv", [EvalRecord(r.direction, r.source, r.refs[0]) for r in valid])
+        write_eval_records(tmp / "valid.tsv", [EvalRecord(r.src_lang, r.tgt_lang, r.source, r.refs[0]) for r in valid])
         stats["valid"] = {"pairs": len(valid), "truncated_sources": cut}
         if cut:
             warnings.append(

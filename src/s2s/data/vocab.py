@@ -82,7 +82,13 @@ class Vocabulary:
         self.model_file = Path(model_file)
         if not self.model_file.is_file():
             raise InputError(f"{self.model_file}: SentencePiece model not found")
-        self.sp = spm.SentencePieceProcessor(model_file=str(self.model_file))
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(self.model_file))
+        except (RuntimeError, OSError) as err:  # truncated or not a model: sentencepiece's parse error
+            raise InputError(
+                f"{self.model_file}: not a readable SentencePiece model ({' '.join(str(err).split())[:200]}); "
+                "rerun the preprocess stage"
+            ) from err
 
     def __len__(self) -> int:
         return self.sp.get_piece_size()

@@ -1,0 +1,98 @@
+"""What DVC's tables and plots show: metrics files of numbers only, each once; plots that load."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import ROOT, copy_project
+
+SCORES = {"bleu": 30.0, "chrf": 55.0, "bleu_tok": 31.0}
+SIGS = {"bleu_signature": "nrefs:1|case:mixed", "chrf_signature": "nrefs:1|nc:6", "bleu_tok_signature": "nrefs:1|lc"}
+
+
+def _evaluate_module() -> Any:
+    spec = importlib.util.spec_from_file_location("evaluate_stage", ROOT / "src/evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_leaves(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def test_evaluation_figures_split_into_metrics_scores_and_report() -> None:
+    scores = {
+        "set_a": {"en-de": {**SCORES, **SIGS, "references": 1, "sentences": 10}},
+        "set_b": {"en-de": {**SCORES, "bleu": 20.0, **SIGS, "references": 2, "sentences": 5}},
+    }
+    metrics, numbers, report = _evaluate_module().split_scores(scores, "set_a", "en-de", "beam (beam 5)")
+    assert metrics == SCORES  # dvc exp show's columns: three numbers
+    assert all(_is_number(v) for v in _leaves(numbers).values())
+    assert set(_leaves(numbers)) == {f"test_sets.{s}.en-de.{k}" for s in scores for k in SCORES}  # once each
+    assert report["bleu_signature"] == SIGS["bleu_signature"] and report["split"] == "set_a"
+    assert report["test_sets"]["set_b"]["en-de"] == {**SIGS, "references": 2, "sentences": 5}
+    assert report["robustness_search"] == "greedy"
+
+
+def test_robustness_metrics_are_named_by_their_search() -> None:
+    flat = _evaluate_module().mlflow_metrics(SCORES, {"s": {"en-de": SCORES}}, [{"noise": 0.0, "bleu": 4.9}])
+    assert flat["robust_greedy_bleu/noise_0.0"] == 4.9
+    assert not any(k.startswith("robust_bleu") for k in flat)
+
+
+def _declared_metrics() -> list[str]:
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    files = [next(iter(m)) if isinstance(m, dict) else m for m in pipeline.get("metrics", [])]
+    for stage in pipeline["stages"].values():
+        files += [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", [])]
+    return files
+
+
+def test_declared_metrics_files_hold_numbers_only() -> None:
+    files = _declared_metrics()
+    assert "reports/preprocess.json" not in files and "reports/metrics.json" in files
+    for name in files:
+        leaves = _leaves(json.loads((ROOT / name).read_text()))
+        assert leaves and all(_is_number(v) for v in leaves.values()), (name, leaves)
+
+
+def test_plots_load_on_a_fresh_project_and_compare_adds_its_chart(tmp_path: Path) -> None:
+    """`dvc plots show` reports no failure before compare.py has run; after it, the compare chart is there."""
+    project = copy_project(tmp_path / "p", skip=("benchmarks/",))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def plots() -> dict:
+        out = subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    shown = plots()
+    assert not shown.get("errors"), shown.get("errors")
+    assert not any(k.startswith("compare") for k in shown["data"])
+
+    from s2s.compare import write_report
+
+    report = json.loads((ROOT / "docs/results/seeds-1epoch/compare.json").read_text())
+    write_report(report, project / "reports/compare")
+    shown = plots()
+    assert not shown.get("errors"), shown.get("errors")
+    assert any(k.startswith("compare") for k in shown["data"])
