@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro tiny test lint bench params
+.PHONY: setup repro tiny test lint bench params verify
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ tiny: setup                 ## the same pipeline on the tiny preset (about a min
 
 test: setup                 ## the whole test suite, two workers (8 min 21 s on 2 CPU cores)
 	python -m pytest -q -n 2 --dist loadfile
+
+verify: setup               ## rerun the tiny pipeline in portable numerics; matched / differs against reproducibility/
+	python src/verify.py
 
 lint: setup
 	ruff check src tests benchmarks

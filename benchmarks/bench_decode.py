@@ -30,6 +30,7 @@ from s2s.data.dataset import ParallelData  # noqa: E402
 from s2s.data.loaders import eval_loader  # noqa: E402
 from s2s.device import resolve_device  # noqa: E402
 from s2s.io import InputError  # noqa: E402
+from s2s.numerics import apply_numerics  # noqa: E402
 from s2s.search import SearchOptions, decode  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -115,9 +116,11 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto (bf16 on GPUs that support it, else float32) | 32 | bf16")
     ap.add_argument("--compile", metavar="MODE", help="also measure with the decoder step compiled "
                     "(true | reduce-overhead | max-autotune), after the eager runs")
+    ap.add_argument("--numerics", default="portable", help="portable (the default) | fast (s2s.numerics)")
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 
+    apply_numerics(args.numerics)  # as the evaluate stage: before the first tensor operation
     torch.set_num_threads(args.threads)
     if args.random_model:
         model, data = random_setup(args.limit or args.random_sentences, args.vocab, args.seed)
@@ -154,6 +157,7 @@ def main() -> None:
         "threads": args.threads,
         "device": str(device),
         "precision": args.precision,
+        "numerics": args.numerics,
         "batch_size": args.batch_size,
         "beam_size": args.beam,
         "length_penalty": args.length_penalty,

@@ -5,6 +5,7 @@ warm-up, plus peak resident memory.  Usage:
     python benchmarks/bench_train.py [--steps 200] [--warmup 20] [--window 20] [--device auto] [hydra overrides...]
     python benchmarks/bench_train.py --vs model=bilstm_attn_fused --rounds 2   # ratio to the default model
     python benchmarks/bench_train.py --vs train.compile=true --rounds 2        # compiled decoder step vs eager
+(numerics=portable against numerics=fast needs two processes: benchmarks/bench_numerics.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from s2s.build import count_parameters  # noqa: E402
 from s2s.device import resolve_device  # noqa: E402
+from s2s.numerics import apply_from_config  # noqa: E402
 from s2s.training import build_task  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -44,9 +46,10 @@ class Meter(pl.Callback):
 
 
 def measure(overrides: list[str], steps: int, warmup: int, window: int, threads: int, device: str = "auto") -> dict:
-    torch.set_num_threads(threads)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
+    apply_from_config(cfg)  # as the train stage: before the first tensor operation of the process
+    torch.set_num_threads(threads)
     task, dm = build_task(cfg)  # the train stage's own task, data and train.compile switch
     meter = Meter()
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -63,7 +66,7 @@ def measure(overrides: list[str], steps: int, warmup: int, window: int, threads:
     sent = [sum(r[2] for r in w) / sum(r[0] for r in w) for w in windows]
     return {
         "model": cfg.model.name, "parameters": count_parameters(task.model), "precision": cfg.trainer.precision,
-        "compile": cfg.train.compile,
+        "compile": cfg.train.compile, "numerics": cfg.numerics.mode,
         "threads": threads, "accelerator": accelerator,
         "steps_measured": len(rows), "target_tokens_per_sec": round(statistics.median(tok), 1),
         "target_tokens_per_sec_range": [round(min(tok), 1), round(max(tok), 1)],

@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         tracking.check_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         systems = compare.load_systems(options, lambda spec: compare.open_run(spec, uri, Path(tmp), args.repo))
+    for line in compare.provenance_warnings(systems):
+        log.warning("warning: %s", line)
     report = compare.compare(systems, settings)
     paths = compare.write_report(report, args.out_dir)
     sys.stdout.write(compare.markdown(report))

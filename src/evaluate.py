@@ -36,6 +36,7 @@ from s2s.evaluation import (
 )
 from s2s.io import InputError, atomic_path, check_writable_dir, write_json_atomic
 from s2s.metrics import TOKENIZED_METHOD
+from s2s.numerics import apply_from_config, provenance_tags, stage_provenance
 from s2s.options import validate
 from s2s.run_lock import check_params_file, record_params_file
 from s2s.search import SearchOptions
@@ -131,6 +132,7 @@ def mlflow_metrics(metrics: dict[str, Any], scores: dict[str, Any], curve: list[
 def main(cfg: DictConfig) -> None:
     record_params_file()  # checked again before the reports are published
     validate(cfg, "evaluate")
+    apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     check_options(cfg)
     check_writable_dir(cfg.paths.reports_dir, "paths.reports_dir")
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
@@ -154,6 +156,7 @@ def main(cfg: DictConfig) -> None:
     primary_name = next(iter(sets))
     metrics, numbers, report = split_scores(scores, primary_name, forward, f"{cfg.decode.name} (beam {opts.beam_size})")
     primary_records = [r for r in sets[primary_name] if r.direction == forward]
+    report["provenance"] = stage_provenance(cfg, "evaluate")  # in report.json, not metrics.json: it names this CPU
     curve = robustness_curve(
         model,
         vocab,
@@ -193,7 +196,11 @@ def main(cfg: DictConfig) -> None:
             + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
             + [(p, "attention") for p in sorted((out / "attention").iterdir())],
             decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{opts.beam_size}",
-            tags={"sacrebleu_signature": report["bleu_signature"], "chrf_signature": report["chrf_signature"]},
+            tags={
+                "sacrebleu_signature": report["bleu_signature"],
+                "chrf_signature": report["chrf_signature"],
+                **provenance_tags(report["provenance"]),
+            },
             uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
             timeout_s=cfg.logger.get("timeout_s", 10),
         )

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from s2s.cli import stage_main, user_errors
 from s2s.io import check_writable_dir
+from s2s.numerics import apply_from_config
 from s2s.options import validate
 from s2s.run_lock import record_params_file, refuse_if_held
 
@@ -80,6 +81,7 @@ def check_outputs(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> None:
     record_params_file()  # checked again before the model is exported
     validate(cfg, "train")
+    apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:  # a sweep job's output folders are set in run_sweep_job
         check_outputs(cfg)

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from s2s.cli import stage_main, user_errors
+from s2s.numerics import apply_from_config
 from s2s.options import validate
 from s2s.translation import Translator, check_output, read_input, write_output
 
@@ -22,6 +23,7 @@ from s2s.translation import Translator, check_output, read_input, write_output
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "translate")
+    apply_from_config(cfg)  # before the first tensor operation: it decides which kernels run
     t = cfg.translate
     interactive = t.input == "-" and sys.stdin is not None and sys.stdin.isatty()
     check_output(t.output)

@@ -36,6 +36,7 @@ from s2s.io import InputError, atomic_path, write_json_atomic, write_text_atomic
 METRICS = ("bleu", "chrf")
 EVAL_METRICS = "reports/eval/metrics.json"
 EVAL_TRANSLATIONS = "reports/eval/translations/{}.tsv"
+EVAL_REPORT = "reports/eval/report.json"  # signatures and the run's provenance (s2s.numerics)
 OLD_TRANSLATIONS = "reports/translations.tsv"  # before reports/eval/: one file, one test set
 OLD_METRICS = "reports/metrics.json"
 
@@ -254,6 +255,7 @@ def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
 class Run:
     label: str
     test_sets: dict[str, TestSet]
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass
@@ -290,9 +292,34 @@ def load_systems(
                     "each RUN of a system must be another seed"
                 )
             seen[files.identity] = spec
-            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files)))
+            provenance = (_read_json(files, EVAL_REPORT) or {}).get("provenance")
+            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files), provenance))
         systems.append(System(name, runs))
     return systems
+
+
+# what decides the bits in every mode, and what decides them only outside portable numerics
+_ALWAYS = ("numerics", "torch", "mkl", "onednn", "precision")
+_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device")
+
+
+def provenance_warnings(systems: Sequence[System]) -> list[str]:
+    """One line per provenance field in which the compared runs differ, where that may move scores.
+
+    Portable numerics give the same bits on any x86-64 CPU at the same library versions, so there
+    a CPU difference is harmless; otherwise a difference between systems may be the hardware's.
+    """
+    runs = [r for s in systems for r in s.runs]
+    known = [r for r in runs if r.provenance]
+    lines = [f"{r.label}: no provenance (reports/eval/report.json from an older evaluate)" for r in runs
+             if not r.provenance]
+    portable = all(r.provenance.get("numerics") == "portable" for r in known)
+    for key in _ALWAYS + (() if portable else _UNLESS_PORTABLE):
+        values = {str(r.provenance.get(key)): r.label for r in known}
+        if len(values) > 1:
+            seen = "; ".join(f"{v} ({label})" for v, label in values.items())
+            lines.append(f"runs differ in {key}: {seen}: a score difference may come from this, not from the system")
+    return lines
 
 
 def common_test_sets(systems: Sequence[System]) -> tuple[list[str], list[str]]:

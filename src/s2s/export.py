@@ -61,6 +61,7 @@ def export(
     task: pl.LightningModule,
     logger: Any,
     fp: str,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
     link to the MLflow run in ``reports/train_run.json`` (not cached)."""
@@ -84,6 +85,8 @@ def export(
     run_id = logger.run_id if logger else None
     uri = logger.tracking_uri if logger else None
     run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
+    if provenance:  # the machine that trained: in the uncached link only (the model's bytes stay machine-free)
+        run_info["provenance"] = provenance
     write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
     tracking.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
     if logger:

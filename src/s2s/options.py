@@ -32,9 +32,9 @@ __all__ = ["RULES", "CROSS_RULES", "STAGES", "Rule", "validate", "check_config"]
 STAGES: dict[str, tuple[str, ...]] = {
     "download": ("seed", "data"),
     "preprocess": ("seed", "data", "preprocess"),
-    "train": ("seed", "data", "preprocess", "model", "optim", "train", "trainer", "logger"),
-    "evaluate": ("seed", "data", "preprocess", "decode", "evaluate", "logger"),
-    "translate": ("decode", "translate"),
+    "train": ("seed", "data", "preprocess", "model", "optim", "train", "trainer", "logger", "numerics"),
+    "evaluate": ("seed", "data", "preprocess", "decode", "evaluate", "logger", "numerics"),
+    "translate": ("decode", "translate", "numerics"),
 }
 
 
@@ -268,6 +268,9 @@ RULES: dict[str, Rule] = {
     "logger.name": Choice("mlflow", "none"),
     "logger.log_checkpoint": Bool(),
     "logger.timeout_s": Float(0.0, low_open=True),
+    # numerics (s2s.numerics)
+    "numerics.mode": Choice("portable", "fast"),
+    "numerics.threads": Int(1, nullable=True),
     # translate
     "translate.model": Text(),
     "translate.spm": Text(),
@@ -305,6 +308,22 @@ def _cross_eval_split(get: Callable[[str], Any]) -> tuple[str, str] | None:
     split = get("evaluate.split")
     if split is not None and split not in ("test", "valid"):
         return "evaluate.split", f"={_show(split)}: expected test (every test set of the data config) or valid"
+    return None
+
+
+def _cross_portable(get: Callable[[str], Any]) -> tuple[str, str] | None:
+    """Portable numerics are float32 with deterministic algorithms: anything else is the fast mode."""
+    if get("numerics.mode") != "portable":
+        return None
+    hint = "portable numerics (the default) {}; numerics=fast is the machine-specific mode"
+    if get("trainer.precision") not in (None, "32-true", "32", 32):
+        return "trainer.precision", f"={_show(get('trainer.precision'))}: " + hint.format("train in 32-true")
+    if get("numerics.threads") is None:
+        return "numerics.threads", "=null: " + hint.format("pin the thread count (the bits depend on it)")
+    if get("trainer.deterministic") is False:
+        return "trainer.deterministic", "=false: " + hint.format("need deterministic algorithms")
+    if str(get("decode.precision")) in ("bf16", "16"):
+        return "decode.precision", f"={_show(get('decode.precision'))}: " + hint.format("decode in 32")
     return None
 
 
@@ -352,6 +371,7 @@ CROSS_RULES: list[tuple[tuple[str, ...], Callable[[Callable[[str], Any]], tuple[
     (("preprocess",), _cross_replace_clean),
     (("train",), _cross_batch),
     (("evaluate",), _cross_eval_split),
+    (("numerics",), _cross_portable),
 ]
 
 _ABSENT = object()

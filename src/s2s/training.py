@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s import dvc_report, mlflow_logger, resume, tracking
+from s2s import dvc_report, mlflow_logger, numerics, resume, tracking
 from s2s.build import count_parameters
 from s2s.callbacks import (
     EpochReport,
@@ -210,8 +210,12 @@ def _fit_and_export(
     run_id = None
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
-    logger = make_logger(cfg, run_id, tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name))
+    prov = numerics.stage_provenance(cfg, "train")
+    tags = tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name) | numerics.provenance_tags(prov)
+    logger = make_logger(cfg, run_id, tags)
     live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
+    if trainer.is_global_zero:
+        live.log_hyperparams({"provenance": prov})
     trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
     if trainer.is_global_zero and logger:
         write_json_atomic(run_file, {"run_id": logger.run_id})
@@ -224,7 +228,7 @@ def _fit_and_export(
     check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp)
+        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
         (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary
 
