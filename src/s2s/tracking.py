@@ -40,6 +40,8 @@ EXPERIMENT_KIND = "custom_model_development"
 # checksums: the data_version tag and the config.yaml artifact keep them), where to log
 NON_PARAM_PREFIXES = ("paths.", "logger.", "data.sources.", "data.mirror", "data.timeout_s", "hydra.")
 EXP_TMP_MARKER = (".dvc", "tmp", "exps")
+# what git_dirty looks at: every tracked file except those DVC writes (params.yaml, dvc.lock, reports/)
+CODE_PATHSPEC = (".", ":(exclude)params.yaml", ":(exclude)dvc.lock", ":(exclude)reports")
 
 
 class TrackingUnreachable(RuntimeError):
@@ -125,15 +127,17 @@ def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def git_info(cwd: str | Path = ".") -> dict[str, str]:
-    """HEAD and whether the code or config differs from it (outputs such as dvc.lock do not count)."""
+    """HEAD and whether a tracked file differs from it. Files DVC itself writes do not count:
+    ``dvc exp run`` rewrites ``params.yaml`` from ``conf/`` first (the params are logged anyway),
+    and ``dvc.lock`` and ``reports/`` are outputs, so a clean experiment is not tagged dirty."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "conf", "params.yaml", "dvc.yaml")
-        diff = git("diff", "HEAD", "--", "src", "conf", "params.yaml", "dvc.yaml")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPEC)
+        diff = git("diff", "HEAD", "--", *CODE_PATHSPEC)
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     info = {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(changed)).lower()}
