@@ -63,8 +63,11 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._guard("log_artifacts", log_to_run, self.tracking_uri, self.run_id, artifacts=artifacts)
 
 
-def make_logger(cfg: Any, run_id: str | None, tags: dict[str, str]) -> ResilientMLFlowLogger | None:
-    """The run's MLflow logger on the project's store (None with ``logger=none``)."""
+def make_logger(
+    cfg: Any, run_id: str | None, tags: dict[str, str], name: str | None = None
+) -> ResilientMLFlowLogger | None:
+    """The run's MLflow logger on the project's store (None with ``logger=none``); ``name``
+    replaces the usual run name (a sweep job's names its overrides)."""
     lcfg = cfg.logger
     if lcfg.get("name", "mlflow") != "mlflow":
         return None
@@ -73,7 +76,7 @@ def make_logger(cfg: Any, run_id: str | None, tags: dict[str, str]) -> Resilient
     ensure_experiment(uri, lcfg.experiment_name)
     return ResilientMLFlowLogger(
         experiment_name=lcfg.experiment_name,
-        run_name=run_name(lcfg.get("run_name") or cfg.model.name),
+        run_name=name or run_name(lcfg.get("run_name") or cfg.model.name),
         tracking_uri=uri,
         tags=tags,
         run_id=run_id,

@@ -6,6 +6,7 @@ Each concern lives in its own module: the resume policy in :mod:`s2s.resume`, th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from pathlib import Path
@@ -33,9 +34,9 @@ def plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
-def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
+def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name: str | None = None) -> Any:
     """Lightning's MLflow logger (rank-zero only), continuing ``run_id`` when resuming."""
-    return mlflow_logger.make_logger(cfg, run_id, tags) or False
+    return mlflow_logger.make_logger(cfg, run_id, tags, name) or False
 
 
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
@@ -112,8 +113,9 @@ def build_task(cfg: DictConfig) -> tuple[TranslationTask, TranslationDataModule]
     return task, datamodule
 
 
-def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
+def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary.
+    ``run``: the MLflow run's ``name`` and extra ``tags`` (a sweep job's: parent run, overrides)."""
     ckpt_dir = Path(cfg.paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
         tracking.check_tracking_uri(
@@ -142,7 +144,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
     try:
         task, datamodule = build_task(cfg)
-        return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+        return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size, run or {})
     finally:
         if lock is not None:
             lock.release()
@@ -157,6 +159,7 @@ def _fit_and_export(
     fp: str,
     relevant: dict[str, Any],
     world_size: int,
+    run: dict[str, Any],
 ) -> dict[str, Any]:
     paths, t = cfg.paths, cfg.train
     ckpt_dir = Path(paths.checkpoint_dir)
@@ -167,21 +170,27 @@ def _fit_and_export(
     run_id = None
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
-    logger = make_logger(cfg, run_id, tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name))
+    tags = {**tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name), **run.get("tags", {})}
+    logger = make_logger(cfg, run_id, tags, run.get("name"))
     live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
     trainer.loggers = [x for x in (logger, live) if x]
+    active = contextlib.nullcontext()
     if trainer.is_global_zero and logger:
         write_json_atomic(run_file, {"run_id": logger.run_id})
-        logger.log_hyperparams(tracking.run_params(plain(cfg)))
-        logger.log_hyperparams({"parameters": count_parameters(task.model)})
-    try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
-    except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
-        raise TrainingInterrupted(signal.SIGTERM) from err
-    summary: dict[str, Any] = {}
-    if trainer.is_global_zero:
-        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp)
-        (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
+        # the composed config once, flattened with dots (the task's own hparams are not logged)
+        logger.log_hyperparams({**tracking.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
+        active = tracking.active_run(logger.tracking_uri, logger.run_id, cfg.logger.get("log_system_metrics"))
+    with active:
+        if trainer.is_global_zero and logger:
+            tracking.log_datasets(paths.prepared_dir, cfg.data.name)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
+        except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
+            raise TrainingInterrupted(signal.SIGTERM) from err
+        summary: dict[str, Any] = {}
+        if trainer.is_global_zero:
+            summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp)
+            (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary
 
 
