@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 # the decoding options a request may set (MLflow params), as (name in the request, SearchOptions field)
 PARAMS = (
@@ -50,8 +51,7 @@ class Seq2SeqTranslator(mlflow.pyfunc.PythonModel):
             config.get("max_src_pieces"),
         )
 
-    # model_input unannotated: MLflow reads a type hint as a second schema (the signature is the schema)
-    def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[str]:  # noqa: ANN001
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
         lines = input_lines(model_input)
         translator = self.translator
         base = translator.opts
@@ -113,8 +113,6 @@ def log_model(
     registered_model_name: str | None = None,
 ) -> Any:
     """Log the model into the active run as ``runs:/<run id>/model`` (and register a version)."""
-    import pandas as pd
-
     # decoding settings as an artifact, not model_config: MLflow would log model_config as run
     # params a second time (decode/beam_size beside decode.beam_size)
     decode = {k: v for k, v in dict(decode_cfg).items() if k not in ("device", "compile")}
