@@ -449,7 +449,7 @@ def promote(name: str, version: str, alias: str, score: float | None) -> bool:
     client = mlflow.MlflowClient()
     if score is None:
         return False
-    client.set_model_version_tag(name, version, "val_bleu", f"{score:.4f}")
+    client.set_model_version_tag(name, version, "val_bleu", repr(float(score)))  # exact: compared below
     try:
         current = client.get_model_version_by_alias(name, alias)
         best = float(current.tags.get("val_bleu", "-inf"))
