@@ -8,12 +8,14 @@ resumable last.ckpt (a Ctrl-C outside the training loop also exits 130, keeping 
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from s2s.cli import stage_main, user_errors
 from s2s.io import check_writable_dir
@@ -22,6 +24,8 @@ from s2s.options import validate
 from s2s.run_lock import record_params_file, refuse_if_held
 
 log = logging.getLogger("train")
+# overrides that never name a sweep job: where its files go
+NOT_SWEPT = ("paths.", "hydra.")
 
 
 def single_job_argv(argv0: str, task_overrides: list[str], job_paths: dict[str, str]) -> list[str]:
@@ -50,21 +54,84 @@ def end_distributed_job(launch_env: dict[str, str]) -> None:
     os.environ.update(launch_env)
 
 
+def swept(hc: Any) -> tuple[list[str], list[str]]:
+    """(the sweep's own overrides that vary, e.g. ``optim.lr=0.001,0.003``; this job's values of
+    them, e.g. ``optim.lr=0.001``). The sweep's are in ``multirun.yaml`` (Hydra's sweeper writes it
+    before the first job); without it every override of the job counts as swept."""
+    parser = OverridesParser.create()
+    job = [o for o in parser.parse_overrides(list(hc.overrides.task)) if not o.key_or_group.startswith(NOT_SWEPT)]
+    try:
+        launched = OmegaConf.load(Path(hc.sweep.dir) / "multirun.yaml").hydra.overrides.task
+        sweep = [o for o in parser.parse_overrides(list(launched)) if o.is_sweep_override()]
+    except (OSError, AttributeError):
+        sweep = job
+    keys = {o.key_or_group for o in sweep}
+    return [o.input_line for o in sweep], [o.input_line for o in job if o.key_or_group in keys]
+
+
+def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
+    """The MLflow name and tags of a sweep job's run, under the sweep's parent run (created once).
+
+    Named by what varies (``bilstm_attn lr=0.001``; the full key where the last part is ambiguous)
+    and tagged with the job's overrides and folder, so the jobs of a sweep can be told apart.
+    """
+    from s2s import tracking
+
+    if cfg.logger.get("name", "mlflow") != "mlflow":
+        return {}
+    sweep_overrides, job_overrides = swept(hc)
+    short = [o.split("=", 1)[0].rsplit(".", 1)[-1] for o in job_overrides]
+    labels = [
+        (s if short.count(s) == 1 else o.split("=", 1)[0]) + "=" + o.split("=", 1)[1]
+        for s, o in zip(short, job_overrides)
+        if o.split("=", 1)[0] != "model"  # the model's name starts the run name anyway
+    ]
+    model = tracking.run_name(cfg.logger.get("run_name") or cfg.model.name)
+    uri = tracking.tracking_uri(cfg.logger.get("tracking_uri"))
+    parent = tracking.sweep_parent_run(
+        uri,
+        cfg.logger.experiment_name,
+        hc.sweep.dir,
+        " ".join(["sweep", *sweep_overrides]),
+        {"hydra.sweep.dir": str(Path(hc.sweep.dir).resolve()), "hydra.overrides": " ".join(sweep_overrides)},
+    )
+    return {
+        "name": " ".join([model, *labels]) if labels else f"{model} job {hc.job.num}",
+        "tags": {
+            "mlflow.parentRunId": parent,
+            "hydra.overrides": " ".join(job_overrides),
+            "hydra.job.num": str(hc.job.num),
+            "hydra.job.dir": str(Path(hc.runtime.output_dir).resolve()),
+            "hydra.sweep.dir": str(Path(hc.sweep.dir).resolve()),
+        },
+        "parent": (uri, parent),
+    }
+
+
 def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
-    """One job of a ``-m`` sweep: its own output folders, and DDP children that run only this job."""
+    """One job of a ``-m`` sweep: its own output folders, its own MLflow run under the sweep's,
+    and DDP children that run only this job."""
     out = hc.runtime.output_dir
     job_paths = {"checkpoint_dir": f"{out}/checkpoints", "model_dir": f"{out}/models", "reports_dir": f"{out}/reports"}
     with open_dict(cfg):
         for key, value in job_paths.items():
             cfg.paths[key] = value
+    run = sweep_run(cfg, hc)
     sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
     launch_env = dict(os.environ)
+    ok = False
     try:
         from s2s.training import run_training
 
-        return run_training(cfg)
+        summary = run_training(cfg, run)
+        ok = True
+        return summary
     finally:
         end_distributed_job(launch_env)
+        if run:
+            from s2s import tracking
+
+            tracking.end_sweep_job(*run["parent"], ok)
 
 
 def check_outputs(cfg: DictConfig) -> None:

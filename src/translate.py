@@ -6,9 +6,12 @@ each input line gives N lines "i<TAB>score<TAB>translation".  Lines longer than
 translate.max_src_pieces pieces are cut there, with a warning.  When stdin is a terminal it
 translates interactively, line by line.  The options, the input, the output folder and the
 language tag are all checked before anything is written; an output file is replaced whole.
+translate.model is a model file, a folder holding one (models/, or an MLflow Model folder), or an
+MLflow Model URI: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run id>/model.
 """
 
 import sys
+import tempfile
 
 import hydra
 from omegaconf import DictConfig
@@ -16,7 +19,7 @@ from omegaconf import DictConfig
 from s2s.cli import stage_main, user_errors
 from s2s.numerics import apply_from_config
 from s2s.options import validate
-from s2s.translation import Translator, check_output, read_input, write_output
+from s2s.translation import Translator, check_output, is_model_uri, model_files, read_input, write_output
 
 
 @hydra.main(config_path="../conf", config_name="translate", version_base="1.3")
@@ -28,7 +31,14 @@ def main(cfg: DictConfig) -> None:
     interactive = t.input == "-" and sys.stdin is not None and sys.stdin.isatty()
     check_output(t.output)
     lines = None if interactive else read_input(t.input, sys.stdin.buffer if sys.stdin is not None else None)
-    translator = Translator.load(t.model, t.spm, cfg.decode, t.target_lang, t.batch_size, t.max_src_pieces)
+    with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
+        model = t.model
+        if is_model_uri(model):  # an MLflow Model: downloaded, then read like any model folder
+            from s2s.tracking import download_model, tracking_uri
+
+            model = download_model(model, tmp, tracking_uri(cfg.logger.get("tracking_uri")))
+        model_file, spm_file = model_files(model, t.spm)
+        translator = Translator.load(model_file, spm_file, cfg.decode, t.target_lang, t.batch_size, t.max_src_pieces)
     if interactive:
         print("Type a sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
         translator.interactive(sys.stdin)

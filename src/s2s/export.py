@@ -1,4 +1,4 @@
-"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, MLflow artifacts.
+"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, the MLflow Model.
 
 Every checkpoint exported is first checked to carry this run's fingerprint, so weights of another
 configuration are never published under this run's config. ``run.json`` describes exactly what
@@ -92,11 +92,25 @@ def export(
     if logger:
         resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        artifacts = [
-            (resolved, None),
-            (Path(cfg.paths.prepared_dir) / "spm.model", None),
-        ]
-        if cfg.logger.get("log_checkpoint", True):
-            artifacts.append((model_dir / "model.pt", None))
-        logger.log_artifacts(artifacts)
+        logger.log_artifacts([(resolved, None)])
+        if cfg.logger.get("log_model", True):
+            run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
     return run_info
+
+
+def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) -> dict[str, Any]:
+    """The exported model as an MLflow Model in the run (``runs:/<id>/model``), registered under
+    ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version."""
+    translate_cfg = Path(__file__).resolve().parents[2] / "conf" / "translate.yaml"
+    max_src_pieces = OmegaConf.load(translate_cfg).translate.max_src_pieces if translate_cfg.is_file() else None
+    reverse = cfg.preprocess.get("reverse", False)
+    return tracking.log_translator(
+        model_file,
+        Path(cfg.paths.prepared_dir) / "spm.model",
+        OmegaConf.to_container(cfg.decode, resolve=True),
+        cfg.data.tgt_lang if reverse else None,
+        max_src_pieces,
+        cfg.logger.get("registered_model_name"),
+        cfg.logger.get("registered_model_alias"),
+        val_bleu,
+    )

@@ -75,12 +75,15 @@ class ResilientMLFlowLogger(MLFlowLogger):
         )
 
 
-def make_logger(cfg: Any, run_id: str | None, tags: dict[str, str]) -> ResilientMLFlowLogger | None:
+def make_logger(
+    cfg: Any, run_id: str | None, tags: dict[str, str], name: str | None = None
+) -> ResilientMLFlowLogger | None:
     """The run's MLflow logger on the project's store (None with ``logger=none``, or when the run
     cannot be opened: training then goes on untracked, after one warning saying so).
 
     ``run_id``: the run of the checkpoint being resumed; its tags are updated to this (re)start, and
     a run that is gone is replaced by a new one linked to it (see :func:`s2s.tracking.open_run`).
+    ``name`` replaces the usual run name (a sweep job's names its overrides).
     """
     lcfg = cfg.logger
     if lcfg.get("name", "mlflow") != "mlflow":
@@ -88,7 +91,7 @@ def make_logger(cfg: Any, run_id: str | None, tags: dict[str, str]) -> Resilient
     bound_http_retries(lcfg.get("http_max_retries", 2), lcfg.get("http_timeout_s", 10))
     uri = tracking_uri(lcfg.get("tracking_uri"))
     timeout = float(lcfg.get("timeout_s", 10))
-    name = run_name(lcfg.get("run_name") or cfg.model.name)
+    name = name or run_name(lcfg.get("run_name") or cfg.model.name)
     try:
         run_id = bounded(timeout, open_run, uri, lcfg.experiment_name, run_id, name, tags)
     except Exception as err:  # the store was checked before any work; it broke since: do not stop training

@@ -266,7 +266,13 @@ RULES: dict[str, Rule] = {
     "evaluate.heatmaps": Int(0),
     # logger
     "logger.name": Choice("mlflow", "none"),
-    "logger.log_checkpoint": Bool(),
+    "logger.log_model": Bool(),
+    # MLflow's rules for registered model names and aliases (an alias is never "latest": reserved)
+    "logger.registered_model_name": Text(r"[^/:]+", "a name without '/' or ':'", nullable=True),
+    "logger.registered_model_alias": Text(
+        r"(?i)(?!latest$|v\d+$)[\w-]+", "letters, digits, _ and - (not 'latest' or v<number>)", nullable=True
+    ),
+    "logger.log_system_metrics": Rule(lambda v: isinstance(v, bool), "true or false", nullable=True),
     "logger.timeout_s": Float(0.0, low_open=True),
     # numerics (s2s.numerics)
     "numerics.mode": Choice("portable", "fast"),

@@ -48,7 +48,8 @@ class TranslationTask(pl.LightningModule):
         val_max_len_b: int = 10,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # kept in checkpoints, not logged: the train stage logs the whole config once (s2s.training)
+        self.save_hyperparameters(logger=False)
         self.model = build_model(model, vocab_size)
         self.optim_cfg = optim
         self._val_hyps: list[tuple[int, list[int]]] = []

@@ -19,6 +19,8 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -32,6 +34,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +57,9 @@ RESUMED_FROM_TAG = "s2s.resumed_from_run"
 PID_TAG, HOST_TAG = "s2s.pid", "s2s.host"
 
 T = TypeVar("T")
+
+# what git_dirty looks at: every tracked file except those DVC writes (params.yaml, dvc.lock, reports/)
+CODE_PATHSPEC = (".", ":(exclude)params.yaml", ":(exclude)dvc.lock", ":(exclude)reports")
 
 
 class TrackingUnreachable(RuntimeError):
@@ -206,15 +212,17 @@ def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def git_info(cwd: str | Path = ".") -> dict[str, str]:
-    """HEAD and whether the code or config differs from it (outputs such as dvc.lock do not count)."""
+    """HEAD and whether a tracked file differs from it. Files DVC itself writes do not count:
+    ``dvc exp run`` rewrites ``params.yaml`` from ``conf/`` first (the params are logged anyway),
+    and ``dvc.lock`` and ``reports/`` are outputs, so a clean experiment is not tagged dirty."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "conf", "params.yaml", "dvc.yaml")
-        diff = git("diff", "HEAD", "--", "src", "conf", "params.yaml", "dvc.yaml")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPEC)
+        diff = git("diff", "HEAD", "--", *CODE_PATHSPEC)
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     info = {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(changed)).lower()}
@@ -545,3 +553,170 @@ def log_new_run(
     log_to_run(uri, run.info.run_id, metrics=metrics, artifacts=artifacts)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _first_line(err: BaseException) -> str:
+    return ((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
+
+
+@contextlib.contextmanager
+def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[None]:
+    """Make the training's run MLflow's active run while training and export run.
+
+    MLflow's fluent API needs it: its system-metrics monitor (``system/*`` metrics: CPU, memory,
+    GPU; ``system_metrics`` None lets ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`` decide), dataset
+    inputs and ``log_model`` attach to the active run. A store that fails costs a warning, never
+    the training.
+    """
+    import mlflow
+
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+    except Exception as err:
+        log.warning("MLflow run %s could not be made active at %s: %s", run_id, uri, _first_line(err))
+        yield
+        return
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    finally:
+        try:
+            mlflow.end_run(status)
+        except Exception as err:
+            log.warning("MLflow run %s not ended at %s: %s", run_id, uri, _first_line(err))
+
+
+def log_datasets(prepared_dir: str | Path, dataset: str) -> None:
+    """The prepared training and validation data as the active run's dataset inputs, with digests."""
+    try:
+        import mlflow
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        for split, context in (("train", "training"), ("valid", "validation")):
+            path = (Path(prepared_dir) / f"{split}.npz").resolve()
+            digest = sha256_file(path)[:32]  # MLflow stores at most 36 characters
+            with warnings.catch_warnings():  # MLflow registers its local source under two schemes and says so
+                warnings.simplefilter("ignore")
+                source = resolve_dataset_source(path.as_uri())
+            mlflow.log_input(MetaDataset(source, name=f"{dataset}-{split}", digest=digest), context=context)
+    except Exception as err:
+        log.warning("dataset inputs not logged to MLflow: %s", _first_line(err))
+
+
+def log_translator(
+    model_file: str | Path,
+    spm_file: str | Path,
+    decode_cfg: Mapping[str, Any],
+    target_lang: str | None,
+    max_src_pieces: int | None,
+    registered_name: str | None,
+    alias: str | None,
+    score: float | None,
+) -> dict[str, Any]:
+    """Log the exported model as an MLflow Model into the active run, register it under
+    ``registered_name`` and move ``alias`` to it when its validation BLEU (``score``) is the best
+    of that name's versions. Returns what was done; a failing store costs a warning."""
+    from s2s import mlflow_model
+
+    try:
+        info = mlflow_model.log_model(
+            model_file,
+            spm_file,
+            decode_cfg,
+            Path(__file__).resolve().parents[2] / "pyproject.toml",  # the checkout this code runs from
+            target_lang,
+            max_src_pieces,
+            registered_name or None,
+        )
+    except Exception as err:
+        log.warning("MLflow Model not logged: %s", _first_line(err))
+        return {}
+    out: dict[str, Any] = {"model_uri": info.model_uri}
+    version = info.registered_model_version
+    if registered_name and version is not None:
+        out.update(registered_model=registered_name, registered_version=str(version))
+        try:
+            if alias and promote(registered_name, str(version), alias, score):
+                out["alias"] = alias
+        except Exception as err:
+            log.warning("model version %s of %s not promoted: %s", version, registered_name, _first_line(err))
+    return out
+
+
+def promote(name: str, version: str, alias: str, score: float | None) -> bool:
+    """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version scored
+    higher (an unvalidated model, e.g. averaged weights, is registered but never promoted)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    if score is None:
+        return False
+    client.set_model_version_tag(name, version, "val_bleu", repr(float(score)))  # exact: compared below
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+        best = float(current.tags.get("val_bleu", "-inf"))
+    except MlflowException:  # no version has the alias yet
+        best = float("-inf")
+    if score < best:
+        log.info("%s version %s (val BLEU %.2f) stays below %s@%s (%.2f)", name, version, score, name, alias, best)
+        return False
+    client.set_registered_model_alias(name, alias, version)
+    return True
+
+
+def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) -> Path:
+    """``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``runs:/<run id>/model`` to a local
+    MLflow Model folder; a missing model or store is a user error naming the URI."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    uri = uri or tracking_uri()
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise InputError(f"translate.model={model_uri}: the MLflow store {db} does not exist")
+    bound_http_retries()
+    try:
+        check_tracking_uri(uri, 10)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri)
+    except (MlflowException, TrackingUnreachable, OSError) as err:
+        raise InputError(f"translate.model={model_uri}: not found in {uri} ({_first_line(err)})") from err
+    return Path(path)
+
+
+def sweep_parent_run(uri: str, experiment_name: str, sweep_dir: str | Path, name: str, tags: Mapping[str, str]) -> str:
+    """The parent run of a Hydra sweep: created by its first job, found by the others.
+
+    Its id lives in ``<sweep dir>/mlflow_parent_run.json``, written under a file lock, so jobs run
+    one after the other or side by side (a parallel launcher) share one parent. Each job marks it
+    running while it trains (:func:`end_sweep_job` marks it finished or failed after).
+    """
+    from mlflow.tracking import MlflowClient
+
+    check_tracking_uri(uri, 10)
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    link = sweep_dir / "mlflow_parent_run.json"
+    client = MlflowClient(tracking_uri=uri)
+    with open(sweep_dir / ".mlflow_parent_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = read_run_link(link)
+        if known.get("run_id") and known.get("tracking_uri") == uri:
+            client.update_run(known["run_id"], status="RUNNING")
+            return known["run_id"]
+        run = client.create_run(ensure_experiment(uri, experiment_name), run_name=name, tags=dict(tags))
+        write_run_link(link, {"run_id": run.info.run_id, "tracking_uri": uri})
+        return run.info.run_id
+
+
+def end_sweep_job(uri: str, parent_run_id: str, ok: bool) -> None:
+    """After a job: the parent is finished (until the next job starts), or failed with this job."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).set_terminated(parent_run_id, "FINISHED" if ok else "FAILED")
+    except Exception as err:
+        log.warning("sweep run %s not updated at %s: %s", parent_run_id, uri, _first_line(err))

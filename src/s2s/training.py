@@ -6,6 +6,7 @@ Each concern lives in its own module: the resume policy in :mod:`s2s.resume`, th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -72,9 +73,9 @@ def _as_list(value: Any) -> list[Any]:
     return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
 
 
-def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str]) -> Any:
+def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name: str | None = None) -> Any:
     """Lightning's MLflow logger (rank-zero only), continuing ``run_id`` when resuming."""
-    return mlflow_logger.make_logger(cfg, run_id, tags) or False
+    return mlflow_logger.make_logger(cfg, run_id, tags, name) or False
 
 
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
@@ -152,8 +153,9 @@ def build_task(cfg: DictConfig) -> tuple[TranslationTask, TranslationDataModule]
     return task, datamodule
 
 
-def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary."""
+def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary.
+    ``run``: the MLflow run's ``name`` and extra ``tags`` (a sweep job's: parent run, overrides)."""
     ckpt_dir = Path(cfg.paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
         # an unreachable server or a corrupt, unwritable or locked SQLite store: one line, before any work
@@ -177,7 +179,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             resume.recover_previous(ckpt_dir)  # what a killed run left set aside
         task, datamodule = build_task(cfg)
         try:
-            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size)
+            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size, run or {})
         except BaseException:
             # failed before its first checkpoint (missing data, NaN, tracking store, full disk):
             # the finished run it was to replace is put back
@@ -198,6 +200,7 @@ def _fit_and_export(
     fp: str,
     relevant: dict[str, Any],
     world_size: int,
+    run: dict[str, Any],
 ) -> dict[str, Any]:
     paths, t = cfg.paths, cfg.train
     ckpt_dir = Path(paths.checkpoint_dir)
@@ -211,25 +214,34 @@ def _fit_and_export(
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
     prov = numerics.stage_provenance(cfg, "train")
-    tags = tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name) | numerics.provenance_tags(prov)
-    logger = make_logger(cfg, run_id, tags)
+    tags = {
+        **tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
+        **numerics.provenance_tags(prov),
+        **run.get("tags", {}),
+    }
+    logger = make_logger(cfg, run_id, tags, run.get("name"))
     live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
     if trainer.is_global_zero:
         live.log_hyperparams({"provenance": prov})
     trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
+    active = contextlib.nullcontext()
     if trainer.is_global_zero and logger:
         write_json_atomic(run_file, {"run_id": logger.run_id})
-        logger.log_hyperparams(tracking.run_params(plain(cfg)))
-        logger.log_hyperparams({"parameters": count_parameters(task.model)})
-    try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
-    except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
-        raise TrainingInterrupted(signal.SIGTERM) from err
-    check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
-    summary: dict[str, Any] = {}
-    if trainer.is_global_zero:
-        summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
-        (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
+        # the composed config once, flattened with dots (the task's own hparams are not logged)
+        logger.log_hyperparams({**tracking.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
+        active = tracking.active_run(logger.tracking_uri, logger.run_id, cfg.logger.get("log_system_metrics"))
+    with active:
+        if trainer.is_global_zero and logger:
+            tracking.log_datasets(paths.prepared_dir, cfg.data.name)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
+        except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
+            raise TrainingInterrupted(signal.SIGTERM) from err
+        check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
+        summary: dict[str, Any] = {}
+        if trainer.is_global_zero:
+            summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
+            (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary
 
 

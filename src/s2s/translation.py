@@ -140,6 +140,34 @@ def write_stdout(text: str) -> None:
         raise
 
 
+MODEL_URI_SCHEMES = ("models:/", "runs:/")
+
+
+def is_model_uri(model: str) -> bool:
+    """``models:/<name>@<alias>`` or ``runs:/<run id>/model``: an MLflow Model to download first."""
+    return str(model).startswith(MODEL_URI_SCHEMES)
+
+
+def model_files(model: str | Path, spm: str | Path) -> tuple[Path, Path]:
+    """(model.pt, spm.model) of ``model``: a model file (with ``spm``), a folder holding
+    ``model.pt`` (``models/``, with ``spm``), or an MLflow Model folder (both are its artifacts)."""
+    path = Path(model)
+    if not path.is_dir():
+        return path, Path(spm)
+    if (path / "MLmodel").is_file():
+        import yaml
+
+        mlmodel = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8")) or {}
+        artifacts = mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+        try:
+            return path / artifacts["model"]["path"], path / artifacts["spm"]["path"]
+        except (KeyError, TypeError) as err:
+            raise InputError(f"translate.model={model}: an MLflow Model, but not one of this project") from err
+    if (path / "model.pt").is_file():
+        return path / "model.pt", Path(spm)
+    raise InputError(f"translate.model={model}: a folder without model.pt or MLmodel")
+
+
 class Translator:
     """A loaded model with its vocabulary and decoding options."""
 
