@@ -17,14 +17,11 @@ import hydra
 from omegaconf import DictConfig
 
 from s2s import tracking
-from s2s.checkpoint import load_model_file
 from s2s.cli import stage_main, user_errors
-from s2s.compilation import compile_decoder_step
 from s2s.data.dataset import read_eval_records
 from s2s.data.sources import Dataset
 from s2s.data.testsets import TestRecord, read_test_records
 from s2s.data.vocab import Vocabulary
-from s2s.device import resolve_device
 from s2s.evaluation import (
     as_test_records,
     attention_heatmap,
@@ -40,6 +37,7 @@ from s2s.numerics import apply_from_config, provenance_tags, stage_provenance
 from s2s.options import validate
 from s2s.run_lock import check_params_file, record_params_file
 from s2s.search import SearchOptions
+from s2s.translation import load_decoding_model
 
 log = logging.getLogger("evaluate")
 
@@ -138,9 +136,7 @@ def main(cfg: DictConfig) -> None:
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
     dataset = Dataset.from_config(cfg.data)
     vocab = Vocabulary(prepared / "spm.model")
-    model, _ = load_model_file(model_dir / "model.pt", prepared / "spm.model")
-    model.to(resolve_device(cfg.decode.get("device", "auto")))
-    compile_decoder_step(model, cfg.decode.get("compile", False), "decode.compile")
+    model = load_decoding_model(model_dir / "model.pt", prepared / "spm.model", cfg.decode)
     sets = load_sets(prepared, dataset, cfg.evaluate.split)
     tagged, cap = bool(cfg.preprocess.reverse), cfg.preprocess.filter.max_eval_pieces
     opts = SearchOptions.from_config(cfg.decode)

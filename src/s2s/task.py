@@ -1,14 +1,16 @@
-"""The LightningModule: loss, optimiser and schedule, validation loss and BLEU (DDP-exact)."""
+"""The LightningModule: loss, token-exact steps, validation loss and BLEU (DDP-exact).
+
+The optimiser and learning-rate schedule live in :mod:`s2s.optim`, the per-rank random state
+that exact resume restores in :mod:`s2s.rng`; this module wires them to Lightning's hooks.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
@@ -20,6 +22,8 @@ from s2s.data.dataset import Batch
 from s2s.data.vocab import BOS_ID, PAD_ID
 from s2s.io import InputError
 from s2s.metrics import score_corpus
+from s2s.optim import configure_optimizers, plateau_warmup_lr
+from s2s.rng import gather_rng_states, restore_rank_states
 from s2s.search import greedy_search
 
 log = logging.getLogger(__name__)
@@ -117,10 +121,10 @@ class TranslationTask(pl.LightningModule):
             self.log("tokens_per_sec", total / elapsed, on_step=True, on_epoch=False, prog_bar=True)
         self._window_tokens, self._window_start = 0, None
         # linear warmup for the plateau schedule (the other schedules build it into their lambda)
-        warmup = int(self.optim_cfg.get("warmup_steps", 0))
-        if self.optim_cfg.get("scheduler") == "plateau" and self.global_step < warmup:
+        warm_lr = plateau_warmup_lr(self.global_step, self.optim_cfg)
+        if warm_lr is not None:
             for group in optimizer.param_groups:
-                group["lr"] = self.optim_cfg["lr"] * (self.global_step + 1) / warmup
+                group["lr"] = warm_lr
         self.log("lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     # ---- exact resume ------------------------------------------------------------------------
@@ -131,12 +135,7 @@ class TranslationTask(pl.LightningModule):
         between ranks as soon as their batches differ.  Lightning calls this hook on every rank
         but only rank 0 writes the file, so the states are gathered here, indexed by global rank.
         """
-        local = collect_rng_states(self.device)
-        states = [local]
-        if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            states = [None] * self.trainer.world_size
-            dist.all_gather_object(states, local)
-        checkpoint["rng_states"] = {"per_rank": states}
+        checkpoint["rng_states"] = gather_rng_states(self.device, self.trainer.world_size)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_to_restore = checkpoint.get("rng_states")
@@ -145,17 +144,7 @@ class TranslationTask(pl.LightningModule):
         saved, self._rng_to_restore = self._rng_to_restore, None
         if not saved:
             return
-        per_rank = saved.get("per_rank", [saved])  # older checkpoints: rank 0's CPU and Python only
-        rank = self.trainer.global_rank
-        if rank >= len(per_rank):
-            log.warning(
-                "rank %d: the checkpoint holds random states for %d rank(s) only; this rank continues "
-                "with fresh ones (dropout differs from an uninterrupted run)",
-                rank,
-                len(per_rank),
-            )
-            return
-        restore_rng_states(per_rank[rank], self.device)
+        restore_rank_states(saved, self.trainer.global_rank, self.device)
 
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -234,47 +223,7 @@ class TranslationTask(pl.LightningModule):
         return max(1, int(total))
 
     def configure_optimizers(self) -> Any:
-        cfg = self.optim_cfg
-        kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        if cfg["name"] not in kinds:
-            raise ValueError(f"optim.name={cfg['name']!r}: expected one of {sorted(kinds)}")
-        optimizer = kinds[cfg["name"]](
-            self.parameters(),
-            lr=cfg["lr"],
-            betas=tuple(cfg.get("betas", (0.9, 0.999))),
-            weight_decay=cfg.get("weight_decay", 0.0),
-        )
-        schedule, warmup = cfg.get("scheduler", "constant"), int(cfg.get("warmup_steps", 0))
-        if schedule == "plateau":
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode="max",
-                factor=cfg.get("factor", 0.5),
-                patience=cfg.get("patience", 1),
-                min_lr=cfg.get("min_lr", 1e-5),
-            )
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": plateau, "monitor": "val_bleu", "interval": "epoch"},
-            }
-        total = self._schedule_length() if schedule == "cosine" else 1
-
-        def factor(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if schedule == "constant":
-                return 1.0
-            if schedule == "inverse_sqrt":
-                return math.sqrt(max(warmup, 1) / (step + 1))
-            if schedule == "cosine":
-                progress = min(1.0, (step - warmup) / max(1, total - warmup))
-                floor = cfg.get("min_lr", 0.0) / cfg["lr"]
-                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-            raise ValueError(f"optim.scheduler={schedule!r}: expected constant, plateau, inverse_sqrt or cosine")
-
-        factor(warmup)  # validate the option before training starts
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimizers(self.parameters(), self.optim_cfg, self._schedule_length)
 
 
 def gather_in_order(
@@ -314,30 +263,3 @@ def token_loss_sum(logits: torch.Tensor, target: torch.Tensor, smoothing: float 
         real = logp.sum(-1) - sum(logp[:, i] for i in NEVER_TARGETS)
         loss = (1.0 - smoothing) * loss - smoothing * real / (vocab - len(NEVER_TARGETS))
     return loss.masked_fill(target == PAD_ID, 0.0).sum()
-
-
-def collect_rng_states(device: torch.device) -> dict[str, Any]:
-    """This process's random generators (torch CPU, numpy, Python, and CUDA on ``device``).
-
-    Only the rank's own CUDA device is saved (not ``get_rng_state_all``): the other devices'
-    generators are unused by this rank, and a resume may see a different number of GPUs.
-    Plain types and tensors only, so checkpoints load with ``weights_only=True``.
-    """
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "python": list(random.getstate()[1]),
-    }
-
-
-def restore_rng_states(states: dict[str, Any], device: torch.device) -> None:
-    """Inverse of :func:`collect_rng_states` (states saved without numpy or CUDA skip those)."""
-    torch.set_rng_state(states["torch"])
-    random.setstate((3, tuple(states["python"]), None))
-    if states.get("numpy") is not None:
-        kind, keys, pos, has_gauss, cached = states["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if states.get("cuda") is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(states["cuda"], device)

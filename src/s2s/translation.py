@@ -22,7 +22,18 @@ from s2s.data.vocab import UNK_ID, Vocabulary
 from s2s.device import resolve_device
 from s2s.evaluation import translate_ids
 from s2s.io import InputError, atomic_path, decode_lines
+from s2s.models.seq2seq import Seq2Seq
 from s2s.search import Hypothesis, SearchOptions
+
+
+def load_decoding_model(model_file: str | Path, spm_file: str | Path, decode_cfg: Any) -> Seq2Seq:
+    """A model file ready to decode, as evaluate and translate both want it: loaded (and checked
+    against the vocabulary), on ``decode.device``, its decoder step compiled per ``decode.compile``."""
+    model, _ = load_model_file(model_file, spm_file)
+    model.to(resolve_device(decode_cfg.get("device", "auto")))
+    compile_decoder_step(model, decode_cfg.get("compile", False), "decode.compile")
+    return model
+
 
 _TAG = re.compile(r"<2[^\s>]+>")  # the form of s2s.data.augment.lang_tag
 
@@ -195,9 +206,7 @@ class Translator:
         max_src_pieces: int | None = None,
     ) -> Translator:
         vocab = Vocabulary(spm_file)  # first: a damaged spm.model is named as such, not as "another vocabulary"
-        model, _ = load_model_file(model_file, spm_file)
-        model.to(resolve_device(decode_cfg.get("device", "auto")))
-        compile_decoder_step(model, decode_cfg.get("compile", False), "decode.compile")
+        model = load_decoding_model(model_file, spm_file, decode_cfg)
         opts = SearchOptions.from_config(decode_cfg)
         return cls(model, vocab, opts, target_lang, batch_size, max_src_pieces)
 

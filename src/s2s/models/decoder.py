@@ -90,7 +90,65 @@ class FirstRecurrentLayer(nn.Module):
         return (1 - z) * n + z * h, None
 
 
-class RNNDecoder(nn.Module):
+class RecurrentDecoder(nn.Module):
+    """What both recurrent decoders share: embedding, attention, attentional layer, bridge and output.
+
+    A subclass builds its recurrent layers between :meth:`__init__` and :meth:`_init_output`, so
+    the modules keep the registration order (and so the state-dict keys and the seeded
+    initialisation) they had before this base existed.  Subclasses supply ``forward`` (teacher
+    forcing), ``step`` (one search step) and ``compile_step``.
+    """
+
+    def __init__(
+        self, embedding: nn.Embedding, attention: Attention | None, rnn_type: str, hidden_size: int, num_layers: int
+    ):
+        super().__init__()
+        self.embedding = embedding
+        self.attention = attention
+        self.rnn_type, self.hidden_size, self.num_layers = rnn_type, hidden_size, num_layers
+
+    def _init_output(
+        self,
+        encoder_size: int,
+        dropout: float,
+        emb_dropout: float,
+        hidden_dropout: float,
+        tie_output: bool,
+        bridge: bool,
+    ) -> None:
+        """The modules after the recurrent layers: dropouts, attentional layer, bridge, output layer."""
+        self.layer_dropout = nn.Dropout(dropout)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.hidden_dropout = nn.Dropout(hidden_dropout)
+        self.att_layer = nn.Linear(self.hidden_size + encoder_size, self.hidden_size)
+        self.bridge = nn.Linear(encoder_size, self.hidden_size) if bridge else None
+        self.pre_output, self.output_layer = output_layers(self.embedding, self.hidden_size, tie_output)
+
+    def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
+        """Every layer starts from the bridged encoder state (or zeros); no attentional vector yet."""
+        batch = memory.size(0)
+        if self.bridge is not None:
+            h0 = torch.tanh(self.bridge(final))
+        else:
+            h0 = memory.new_zeros(batch, self.hidden_size)
+        hidden = h0.unsqueeze(1).expand(batch, self.num_layers, self.hidden_size).contiguous()
+        return DecoderState(
+            hidden=hidden,
+            cell=torch.zeros_like(hidden) if self.rnn_type == "lstm" else None,
+            att_vector=memory.new_zeros(batch, self.hidden_size),
+            memory=memory,
+            keys=self.attention.prepare(memory) if self.attention is not None else None,
+            mask=mask,
+            fixed_context=None if self.attention is not None else final,
+        )
+
+    def logits(self, att_vectors: torch.Tensor) -> torch.Tensor:
+        if self.pre_output is not None:
+            att_vectors = self.pre_output(att_vectors)
+        return self.output_layer(att_vectors)
+
+
+class RNNDecoder(RecurrentDecoder):
     """Conditional LSTM/GRU decoder; ``attention=None`` gives the no-attention baseline."""
 
     def __init__(
@@ -108,41 +166,13 @@ class RNNDecoder(nn.Module):
         tie_output: bool = False,
         bridge: bool = True,
     ):
-        super().__init__()
-        self.embedding = embedding
-        emb_size = embedding.embedding_dim
-        self.attention = attention
-        self.rnn_type, self.hidden_size, self.num_layers = rnn_type, hidden_size, num_layers
+        super().__init__(embedding, attention, rnn_type, hidden_size, num_layers)
         self.input_feeding = input_feeding
         extra = (hidden_size if input_feeding else 0) + (0 if attention else encoder_size)
-        self.first_layer = FirstRecurrentLayer(rnn_type, emb_size, extra, hidden_size)
+        self.first_layer = FirstRecurrentLayer(rnn_type, embedding.embedding_dim, extra, hidden_size)
         cell = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[rnn_type]
         self.upper_layers = nn.ModuleList(cell(hidden_size, hidden_size) for _ in range(num_layers - 1))
-        self.layer_dropout = nn.Dropout(dropout)
-        self.emb_dropout = nn.Dropout(emb_dropout)
-        self.hidden_dropout = nn.Dropout(hidden_dropout)
-        self.att_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
-        self.bridge = nn.Linear(encoder_size, hidden_size) if bridge else None
-        self.pre_output, self.output_layer = output_layers(embedding, hidden_size, tie_output)
-
-    def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
-        batch = memory.size(0)
-        if self.bridge is not None:
-            h0 = torch.tanh(self.bridge(final))
-        else:
-            h0 = memory.new_zeros(batch, self.hidden_size)
-        hidden = h0.unsqueeze(1).expand(batch, self.num_layers, self.hidden_size).contiguous()
-        cell = torch.zeros_like(hidden) if self.rnn_type == "lstm" else None
-        keys = self.attention.prepare(memory) if self.attention is not None else None
-        return DecoderState(
-            hidden=hidden,
-            cell=cell,
-            att_vector=memory.new_zeros(batch, self.hidden_size),
-            memory=memory,
-            keys=keys,
-            mask=mask,
-            fixed_context=None if self.attention is not None else final,
-        )
+        self._init_output(encoder_size, dropout, emb_dropout, hidden_dropout, tie_output, bridge)
 
     def _step(self, pre: torch.Tensor, state: DecoderState) -> tuple[DecoderState, torch.Tensor | None]:
         """One time step; ``pre`` is the first layer's (already projected) embedding input."""
@@ -183,11 +213,6 @@ class RNNDecoder(nn.Module):
     def compile_step(self, mode: str = "default") -> None:
         """Compile the time step that training and search both loop over (see :mod:`s2s.compilation`)."""
         self._step = torch.compile(self._step, mode=mode, dynamic=True)
-
-    def logits(self, att_vectors: torch.Tensor) -> torch.Tensor:
-        if self.pre_output is not None:
-            att_vectors = self.pre_output(att_vectors)
-        return self.output_layer(att_vectors)
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """Teacher forcing: ``tgt_in`` (B, T) -> logits (B, T, V). The output layer runs once on all steps."""

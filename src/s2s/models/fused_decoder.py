@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from s2s.models.attention import Attention
-from s2s.models.decoder import DecoderState, output_layers
+from s2s.models.decoder import DecoderState, RecurrentDecoder
 from s2s.models.encoder import make_rnn
 
 
-class FusedRNNDecoder(nn.Module):
+class FusedRNNDecoder(RecurrentDecoder):
     """GNMT-style LSTM/GRU decoder without input feeding; ``attention=None`` gives a fixed context."""
 
     def __init__(
@@ -42,41 +42,15 @@ class FusedRNNDecoder(nn.Module):
         tie_output: bool = False,
         bridge: bool = True,
     ):
-        super().__init__()
-        self.embedding = embedding
-        emb_size = embedding.embedding_dim
-        self.attention = attention
-        self.rnn_type, self.hidden_size, self.num_layers = rnn_type, hidden_size, num_layers
-        first_in = emb_size + (0 if attention is not None else encoder_size)
+        super().__init__(embedding, attention, rnn_type, hidden_size, num_layers)
+        first_in = embedding.embedding_dim + (0 if attention is not None else encoder_size)
         self.first_rnn = make_rnn(rnn_type, first_in, hidden_size, 1, 0.0)
         self.upper_rnn = (
             make_rnn(rnn_type, hidden_size + encoder_size, hidden_size, num_layers - 1, dropout)
             if num_layers > 1
             else None
         )
-        self.layer_dropout = nn.Dropout(dropout)
-        self.emb_dropout = nn.Dropout(emb_dropout)
-        self.hidden_dropout = nn.Dropout(hidden_dropout)
-        self.att_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
-        self.bridge = nn.Linear(encoder_size, hidden_size) if bridge else None
-        self.pre_output, self.output_layer = output_layers(embedding, hidden_size, tie_output)
-
-    def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
-        batch = memory.size(0)
-        if self.bridge is not None:
-            h0 = torch.tanh(self.bridge(final))
-        else:
-            h0 = memory.new_zeros(batch, self.hidden_size)
-        hidden = h0.unsqueeze(1).expand(batch, self.num_layers, self.hidden_size).contiguous()
-        return DecoderState(
-            hidden=hidden,
-            cell=torch.zeros_like(hidden) if self.rnn_type == "lstm" else None,
-            att_vector=memory.new_zeros(batch, self.hidden_size),
-            memory=memory,
-            keys=self.attention.prepare(memory) if self.attention is not None else None,
-            mask=mask,
-            fixed_context=None if self.attention is not None else final,
-        )
+        self._init_output(encoder_size, dropout, emb_dropout, hidden_dropout, tie_output, bridge)
 
     @staticmethod
     def _rnn_state(state: DecoderState, layers: slice) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -118,11 +92,6 @@ class FusedRNNDecoder(nn.Module):
     def compile_step(self, mode: str = "default") -> None:
         """Compile the layer stack that training (all steps) and search (one step) both run."""
         self._run = torch.compile(self._run, mode=mode, dynamic=True)
-
-    def logits(self, att_vectors: torch.Tensor) -> torch.Tensor:
-        if self.pre_output is not None:
-            att_vectors = self.pre_output(att_vectors)
-        return self.output_layer(att_vectors)
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """Teacher forcing: ``tgt_in`` (B, T) -> logits (B, T, V), every layer in one call."""
