@@ -6,7 +6,6 @@ that exact resume restores in :mod:`s2s.rng`; this module wires them to Lightnin
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
@@ -25,8 +24,6 @@ from s2s.metrics import score_corpus
 from s2s.optim import configure_optimizers, plateau_warmup_lr
 from s2s.rng import gather_rng_states, restore_rank_states
 from s2s.search import greedy_search
-
-log = logging.getLogger(__name__)
 
 #: ids that are never a target token: label smoothing gives them no probability
 NEVER_TARGETS = (PAD_ID, BOS_ID)
