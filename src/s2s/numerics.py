@@ -90,6 +90,7 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "numerics": mode,
         "device": device,
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "machine": platform.machine(),
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
@@ -101,6 +102,23 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "python": sys.version.split()[0],
         "env": {key: os.environ[key] for key in PROVENANCE_ENV if key in os.environ},
     }
+
+
+# the CPU features that decide which kernels the libraries would pick natively
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """Which of :data:`ISA_FLAGS` this CPU has (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
 
 
 def cpu_model() -> str:

@@ -89,9 +89,15 @@ def this_machine() -> dict[str, Any]:
     """The CPU and library versions of this machine, as a reference records them."""
     import torch
 
-    from s2s.numerics import cpu_model
+    from s2s.numerics import cpu_flags, cpu_model
 
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": str(torch.__version__)}
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "torch": str(torch.__version__)}
+
+
+def describe(machine: Mapping[str, Any]) -> str:
+    """``Intel(R) Xeon(R) Processor (avx2 avx512f amx_tile)``: the model name can be generic in a VM."""
+    flags = " ".join(machine.get("cpu_flags") or [])
+    return f"{machine['cpu']} ({flags})" if flags else str(machine["cpu"])
 
 
 def load_reference(path: Path = REFERENCE) -> dict[str, Any]:
@@ -126,7 +132,7 @@ def verify(reference_path: Path = REFERENCE, *, write: bool = False, keep: Path 
         print(f"wrote {reference_path} ({machine['cpu']})")
         return 0
     assert reference is not None
-    cpus = f"reference CPU: {reference['machine']['cpu']}; this CPU: {machine['cpu']}"
+    cpus = f"reference CPU: {describe(reference['machine'])}; this CPU: {describe(machine)}"
     differ = differences(reference["files"], here)
     if not differ:
         print(f"matched: {len(here)} files byte-identical ({cpus})")
