@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from s2s.common.io import InputError, atomic_path
 from s2s.data.testsets import row_languages
-from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from s2s.io import InputError, atomic_path
+from s2s.tokens import BOS_ID, EOS_ID, PAD_ID
 
 
 def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
