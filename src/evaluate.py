@@ -20,8 +20,8 @@ from s2s.common.cli import stage_main, user_errors
 from s2s.common.io import InputError, atomic_path, check_writable_dir, write_json_atomic
 from s2s.common.numerics import apply_from_config, provenance_tags, stage_provenance
 from s2s.common.options import validate
-from s2s.data.dataset import read_eval_records
 from s2s.data.download.sources import CorpusConfig
+from s2s.data.encoded import read_eval_records
 from s2s.data.testsets import TestRecord, read_test_records
 from s2s.data.vocab import Vocabulary
 from s2s.evaluation.metrics import TOKENIZED_METHOD

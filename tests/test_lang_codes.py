@@ -6,7 +6,8 @@ import json
 import random
 from pathlib import Path
 
-from s2s.data.dataset import ParallelData, read_eval_records
+from s2s.data.dataset import ParallelData
+from s2s.data.encoded import read_eval_records
 from s2s.data.preprocess.augment import lang_tag
 from s2s.data.testsets import read_test_records
 from s2s.data.vocab import Vocabulary

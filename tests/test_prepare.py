@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from s2s.common.io import InputError
-from s2s.data.dataset import ParallelData, read_eval_records
+from s2s.data.dataset import ParallelData
 from s2s.data.download.sources import CorpusConfig
+from s2s.data.encoded import read_eval_records
 from s2s.data.preprocess.noise import NoiseConfig
 from s2s.data.preprocess.prepare import PrepareOptions, prepare
 from s2s.data.testsets import read_test_records

@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from s2s.common.io import InputError
-from s2s.data.dataset import EvalRecord, collate
+from s2s.data.dataset import collate
+from s2s.data.encoded import EvalRecord
 from s2s.evaluation.metrics import score_corpus
 from s2s.tokens import BOS_ID, PAD_ID
 from s2s.training.task import token_loss_sum

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from s2s.common.io import atomic_path
-from s2s.data.dataset import EvalRecord
+from s2s.data.encoded import EvalRecord
 from s2s.data.preprocess.augment import tag_source
 from s2s.data.preprocess.noise import NoiseConfig, noise_sentence
 from s2s.data.preprocess.prepare import cap_pieces

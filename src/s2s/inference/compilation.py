@@ -21,22 +21,7 @@ from typing import Any
 
 import torch
 
-from s2s.common.io import InputError
-
-MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-OFF = ("false", "off", "none")
-
-
-def compile_mode(setting: Any, key: str = "compile") -> str | None:
-    """The ``torch.compile`` mode a setting asks for: false/off (None), true (``default``) or a mode name."""
-    value = setting.strip().lower() if isinstance(setting, str) else setting
-    if value is None or value is False or value in OFF:
-        return None
-    if value is True or value == "true":
-        return "default"
-    if isinstance(value, str) and value in MODES:
-        return value
-    raise InputError(f"{key}={setting!r}: expected false, true or a torch.compile mode ({', '.join(MODES)})")
+from s2s.inference.compile_modes import compile_mode
 
 
 def compile_decoder_step(model: torch.nn.Module, setting: Any, key: str = "compile") -> bool:

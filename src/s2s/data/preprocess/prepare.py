@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from s2s.common.io import InputError, atomic_path
-from s2s.data.dataset import EvalRecord, ParallelData, write_eval_records
 from s2s.data.download.sources import CorpusConfig, Part, iter_part, read_tok_refs
+from s2s.data.encoded import EvalRecord, save_sequences, write_eval_records
 from s2s.data.preprocess.augment import Pair, lang_tag, tag_source
 from s2s.data.preprocess.noise import NoiseConfig, NoiseStats, noise_sentence, noise_tokens
 from s2s.data.preprocess.split import TEST, TRAIN, VALID, assign_split, split_sizes
@@ -96,7 +96,7 @@ def _check_options(opt: PrepareOptions) -> None:
 
 class _IdsWriter:
     """Appends encoded pairs to flat int32 files on disk; :meth:`save` turns them into ``<name>.npz``
-    in :class:`ParallelData`'s format without loading them (numpy writes a memmap in chunks)."""
+    in :mod:`s2s.data.encoded`'s format without loading them (numpy writes a memmap in chunks)."""
 
     def __init__(self, folder: Path, name: str):
         self.folder, self.name = folder, name
@@ -290,7 +290,9 @@ def _eval_records(
     return records
 
 
-def _encode_eval(opt: PrepareOptions, vocab: Vocabulary, records: Sequence[TestRecord]) -> tuple[ParallelData, int]:
+def _encode_eval(
+    opt: PrepareOptions, vocab: Vocabulary, records: Sequence[TestRecord]
+) -> tuple[list[list[int]], list[list[int]], int]:
     """Ids of an evaluation set, sources and references capped at ``max_eval_pieces``; returns the
     number of sources cut."""
     texts = [tag_source(r.source, r.tgt_lang) if opt.reverse else r.source for r in records]
@@ -300,7 +302,7 @@ def _encode_eval(opt: PrepareOptions, vocab: Vocabulary, records: Sequence[TestR
         src.append(capped)
         tgt.append(cap_pieces(ref_ids, opt.max_eval_pieces)[0])
         cut += was_cut
-    return ParallelData.from_sequences(src, tgt), cut
+    return src, tgt, cut
 
 
 def prepare(opt: PrepareOptions) -> dict[str, Any]:
@@ -341,8 +343,8 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
         _write_train(opt, corpus, vocab, tmp, stats)
 
         valid = _eval_records(opt, corpus.valid, ds.valid, "validation")
-        data, cut = _encode_eval(opt, vocab, valid)
-        data.save(tmp / "valid.npz")
+        src, tgt, cut = _encode_eval(opt, vocab, valid)
+        save_sequences(tmp / "valid.npz", src, tgt)
         write_eval_records(tmp / "valid.tsv", [EvalRecord(r.src_lang, r.tgt_lang, r.source, r.refs[0]) for r in valid])
         stats["valid"] = {"pairs": len(valid), "truncated_sources": cut}
         if cut:
@@ -354,9 +356,9 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
         for name, (part, rows) in corpus.tests.items():
             records = _eval_records(opt, rows, part, f"test set {name!r}")
             write_test_records(tmp / "testsets" / f"{name}.jsonl", records)
-            data, cut = _encode_eval(opt, vocab, records)
+            src, tgt, cut = _encode_eval(opt, vocab, records)
             if name == ds.primary_test:
-                data.save(tmp / "test.npz")
+                save_sequences(tmp / "test.npz", src, tgt)
             stats["test_sets"][name] = {
                 "pairs": len(records),
                 "references": len(records[0].refs),
