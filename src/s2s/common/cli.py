@@ -24,7 +24,7 @@ _LAZY_USER_ERRORS = (
 # (Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing the process)
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ROOM_HINT = "free disk space (or raise the file size limit, ulimit -f) and run the same command again"
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 def _chain(err: BaseException) -> list[BaseException]:

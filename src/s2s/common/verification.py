@@ -23,7 +23,7 @@ from typing import Any
 
 from s2s.common.io import InputError, write_json_atomic
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = ROOT / "reproducibility" / "tiny-portable.json"
 
 # what the tiny pipeline runs with; a reference records it, and a check reruns exactly it

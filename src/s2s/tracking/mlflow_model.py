@@ -121,7 +121,7 @@ def log_model(
         settings_file = Path(tmp) / "translator.json"
         settings_file.write_text(json.dumps(settings, indent=1), encoding="utf-8")
         package = Path(tmp) / "s2s"  # the package as the model's code, without byte-code caches
-        shutil.copytree(Path(__file__).resolve().parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(Path(__file__).resolve().parents[1], package, ignore=shutil.ignore_patterns("__pycache__"))
         return mlflow.pyfunc.log_model(
             name=ARTIFACT_PATH,
             python_model=Seq2SeqTranslator(),

@@ -102,7 +102,7 @@ def export(
 def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) -> dict[str, Any]:
     """The exported model as an MLflow Model in the run (``runs:/<id>/model``), registered under
     ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version."""
-    translate_cfg = Path(__file__).resolve().parents[2] / "conf" / "translate.yaml"
+    translate_cfg = Path(__file__).resolve().parents[3] / "conf" / "translate.yaml"
     max_src_pieces = OmegaConf.load(translate_cfg).translate.max_src_pieces if translate_cfg.is_file() else None
     reverse = cfg.preprocess.get("reverse", False)
     return tracking.log_translator(
