@@ -626,7 +626,7 @@ def log_translator(
             model_file,
             spm_file,
             decode_cfg,
-            Path(__file__).resolve().parents[2] / "pyproject.toml",  # the checkout this code runs from
+            Path(__file__).resolve().parents[3] / "pyproject.toml",  # the checkout this code runs from
             target_lang,
             max_src_pieces,
             registered_name or None,
