@@ -35,4 +35,4 @@ bench: setup                ## speed figures -> reports/benchmarks.json
 	python benchmarks/run_all.py
 
 params: setup               ## recompose params.yaml from conf/ (what `dvc exp run` does) after editing conf/
-	python -m s2s.params_file
+	python -m s2s.common.params_file

@@ -23,15 +23,15 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from s2s.build import build_model, count_parameters  # noqa: E402
-from s2s.checkpoint import load_model_file  # noqa: E402
-from s2s.compilation import compile_decoder_step  # noqa: E402
+from s2s.common.io import InputError  # noqa: E402
+from s2s.common.numerics import apply_numerics  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
 from s2s.data.loaders import eval_loader  # noqa: E402
-from s2s.device import resolve_device  # noqa: E402
-from s2s.io import InputError  # noqa: E402
-from s2s.numerics import apply_numerics  # noqa: E402
-from s2s.search import SearchOptions, decode  # noqa: E402
+from s2s.inference.compilation import compile_decoder_step  # noqa: E402
+from s2s.inference.device import resolve_device  # noqa: E402
+from s2s.inference.search import SearchOptions, decode  # noqa: E402
+from s2s.models.build import build_model, count_parameters  # noqa: E402
+from s2s.models.model_file import load_model_file  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto (bf16 on GPUs that support it, else float32) | 32 | bf16")
     ap.add_argument("--compile", metavar="MODE", help="also measure with the decoder step compiled "
                     "(true | reduce-overhead | max-autotune), after the eager runs")
-    ap.add_argument("--numerics", default="portable", help="portable (the default) | fast (s2s.numerics)")
+    ap.add_argument("--numerics", default="portable", help="portable (the default) | fast (s2s.common.numerics)")
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 

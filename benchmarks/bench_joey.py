@@ -63,7 +63,7 @@ from joey_peer import (  # noqa: E402
     thread_env,
 )
 
-from s2s.io import InputError  # noqa: E402
+from s2s.common.io import InputError  # noqa: E402
 
 TOKPS = re.compile(r"Step:\s*(\d+),.*Tokens per Sec:\s*([0-9.]+)")
 PARAMS = re.compile(r"Total params:\s*(\d+)")

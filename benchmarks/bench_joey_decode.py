@@ -76,7 +76,7 @@ from joey_peer import (  # noqa: E402
     thread_env,
 )
 
-from s2s.io import InputError  # noqa: E402
+from s2s.common.io import InputError  # noqa: E402
 
 RAW = ROOT.parent / "shared" / "data" / "multi30k"
 TEST = "test_2016_flickr"
@@ -285,12 +285,12 @@ def quality(args: argparse.Namespace, joey_hyps: dict[str, list[str]]) -> dict:
     """Untimed: our outputs (beam, greedy) detokenized; both sides scored against the raw reference."""
     import torch
 
-    from s2s.checkpoint import load_model_file
     from s2s.data.dataset import ParallelData
     from s2s.data.vocab import Vocabulary
-    from s2s.evaluation import translate_ids
-    from s2s.metrics import score_corpus
-    from s2s.search import SearchOptions
+    from s2s.evaluation.metrics import score_corpus
+    from s2s.inference.batching import translate_ids
+    from s2s.inference.search import SearchOptions
+    from s2s.models.model_file import load_model_file
 
     torch.set_num_threads(args.threads)
     with gzip.open(args.raw / f"{TEST}.de.gz", "rt", encoding="utf-8") as fh:

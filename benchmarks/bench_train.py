@@ -25,10 +25,10 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from s2s.build import count_parameters  # noqa: E402
-from s2s.device import resolve_device  # noqa: E402
-from s2s.numerics import apply_from_config  # noqa: E402
-from s2s.training import build_task  # noqa: E402
+from s2s.common.numerics import apply_from_config  # noqa: E402
+from s2s.inference.device import resolve_device  # noqa: E402
+from s2s.models.build import count_parameters  # noqa: E402
+from s2s.training.run import build_task  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from s2s.io import InputError, write_json_atomic
+from s2s.common.io import InputError, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT.parent / "shared" / "peers" / "joeynmt"

@@ -91,7 +91,7 @@ def child(cmd: list[str]) -> dict:
 def preprocess_speed(limit: int | None) -> dict:
     import tempfile
 
-    from s2s.data.sources import iter_lines
+    from s2s.data.download.sources import iter_lines
     from s2s.data.vocab import Vocabulary, train_sentencepiece
 
     raw = ROOT / "data/raw/multi30k"  # the download stage's layout: data/raw/<source>/<file>

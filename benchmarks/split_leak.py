@@ -1,6 +1,6 @@
 """How a corpus without an official split is split, and whether any held-out sentence leaks.
 
-Splits the recipe's corpus exactly as the preprocess stage does (``s2s.data.split``) and counts the
+Splits the recipe's corpus exactly as the preprocess stage does (``s2s.data.preprocess.split``) and counts the
 validation and test pairs whose source or target sentence (stripped, verbatim) is also in training.
 
     python benchmarks/split_leak.py --data conf/data/tatoeba_en_de.yaml \
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from s2s.data.sources import Dataset, iter_part
-from s2s.data.split import ROLE_NAMES, TRAIN, assign_split, split_sizes
+from s2s.data.download.sources import CorpusConfig, iter_part
+from s2s.data.preprocess.split import ROLE_NAMES, TRAIN, assign_split, split_sizes
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--raw", default="data/raw")
     ap.add_argument("--raw-source", action="append", default=[], metavar="NAME=FOLDER")
     args = ap.parse_args()
-    ds = Dataset.from_config(yaml.safe_load(Path(args.data).read_text()))
+    ds = CorpusConfig.from_config(yaml.safe_load(Path(args.data).read_text()))
     assert ds.split is not None, f"{args.data} has an official split"
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(args.raw)

@@ -11,7 +11,7 @@ A RUN (one trained seed of the system) is one of
 The first system is the baseline unless --baseline names another.  Writes compare.md,
 compare.json and scores.csv (dvc.yaml plots it: dvc plots show shows BLEU per test set and system)
 into --out-dir and, when a tracking store is configured, one MLflow run with the three files.
-Defaults live in conf/compare.yaml.  Statistics: see s2s.compare (sacreBLEU's PairedTest).
+Defaults live in conf/compare.yaml.  Statistics: see s2s.evaluation.compare.statistics (sacreBLEU's PairedTest).
 
 Training several seeds is one command, either way:
   - a DVC queue (the whole pipeline per seed, each an experiment):
@@ -38,9 +38,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2s import compare
-from s2s.cli import user_errors
-from s2s.io import InputError
+from s2s.common.cli import user_errors
+from s2s.common.io import InputError
+from s2s.evaluation.compare import report as compare_report
+from s2s.evaluation.compare import runs as compare_runs
+from s2s.evaluation.compare import statistics as compare_statistics
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "compare.yaml"
 log = logging.getLogger("compare")
@@ -71,13 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def log_to_mlflow(args: argparse.Namespace, uri: str, report: dict, paths: dict[str, Path]) -> None:
     """One MLflow run holding the report, when a store is configured (checked before any work)."""
-    from s2s import tracking
+    from s2s.tracking import mlflow_store as tracking
 
     run_id = tracking.log_new_run(
         uri,
         args.experiment_name,
         f"compare {' vs '.join(report['systems'])}",
-        compare.mlflow_metrics(report),
+        compare_report.mlflow_metrics(report),
         {"baseline": report["baseline"], **{f"system.{n}": ", ".join(r) for n, r in report["systems"].items()}},
         [(p, None) for key, p in paths.items() if key != "plots_yaml"],  # the DVC plot file is local
     )
@@ -89,29 +91,32 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("sacrebleu").setLevel(logging.ERROR)  # per-step chatter; our inputs are detokenized
     args = parse_args(argv)
-    from s2s import tracking
+    from s2s.tracking import mlflow_store as tracking
 
     uri = tracking.tracking_uri(args.tracking_uri)
     use_mlflow = args.mlflow == "true" or (
         args.mlflow == "auto"
         and bool(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlflow.db").is_file())
     )
-    options = [compare.parse_system_option(v) for v in args.system]
+    options = [compare_runs.parse_system_option(v) for v in args.system]
     if args.baseline:
         names = [n for n, _ in options]
         if args.baseline not in names:
             raise InputError(f"--baseline {args.baseline}: no such --system (given: {', '.join(names)})")
         options.sort(key=lambda o: o[0] != args.baseline)
-    settings = compare.Settings(args.seed, args.bootstrap_samples, args.ar_trials, args.alpha, args.jobs)
+    settings = compare_statistics.Settings(args.seed, args.bootstrap_samples, args.ar_trials, args.alpha, args.jobs)
     if use_mlflow or any(s.startswith("mlflow:") for _, specs in options for s in specs):
         tracking.check_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
-        systems = compare.load_systems(options, lambda spec: compare.open_run(spec, uri, Path(tmp), args.repo))
-    for line in compare.provenance_warnings(systems):
+        def open_run(spec: str) -> compare_runs.RunFiles:
+            return compare_runs.open_run(spec, uri, Path(tmp), args.repo)
+
+        systems = compare_runs.load_systems(options, open_run)
+    for line in compare_runs.provenance_warnings(systems):
         log.warning("warning: %s", line)
-    report = compare.compare(systems, settings)
-    paths = compare.write_report(report, args.out_dir)
-    sys.stdout.write(compare.markdown(report))
+    report = compare_statistics.compare(systems, settings)
+    paths = compare_report.write_report(report, args.out_dir)
+    sys.stdout.write(compare_report.markdown(report))
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     if use_mlflow:
         log_to_mlflow(args, uri, report, paths)

@@ -5,10 +5,10 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import stage_main, user_errors
-from s2s.data.corpus import download_dataset
-from s2s.data.sources import Dataset
-from s2s.options import validate
+from s2s.common.cli import stage_main, user_errors
+from s2s.common.options import validate
+from s2s.data.download.corpus import download_dataset
+from s2s.data.download.sources import CorpusConfig
 
 log = logging.getLogger("download")
 
@@ -17,7 +17,7 @@ log = logging.getLogger("download")
 @user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg, "download")
-    dataset = Dataset.from_config(cfg.data)
+    dataset = CorpusConfig.from_config(cfg.data)
     fetched = download_dataset(dataset, cfg.paths.raw_dir)
     for source, files in fetched.items():
         log.info("%s: %d files", source, len(files))

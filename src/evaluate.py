@@ -16,33 +16,33 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from s2s import tracking
-from s2s.cli import stage_main, user_errors
-from s2s.data.dataset import read_eval_records
-from s2s.data.sources import Dataset
+from s2s.common.cli import stage_main, user_errors
+from s2s.common.io import InputError, atomic_path, check_writable_dir, write_json_atomic
+from s2s.common.numerics import apply_from_config, provenance_tags, stage_provenance
+from s2s.common.options import validate
+from s2s.data.download.sources import CorpusConfig
+from s2s.data.encoded import read_eval_records
 from s2s.data.testsets import TestRecord, read_test_records
 from s2s.data.vocab import Vocabulary
-from s2s.evaluation import (
+from s2s.evaluation.metrics import TOKENIZED_METHOD
+from s2s.evaluation.scoring import (
     as_test_records,
     attention_heatmap,
     encode_sources,
     robustness_curve,
     score_records,
-    translate_ids,
     write_translations,
 )
-from s2s.io import InputError, atomic_path, check_writable_dir, write_json_atomic
-from s2s.metrics import TOKENIZED_METHOD
-from s2s.numerics import apply_from_config, provenance_tags, stage_provenance
-from s2s.options import validate
-from s2s.run_lock import check_params_file, record_params_file
-from s2s.search import SearchOptions
-from s2s.translation import load_decoding_model
+from s2s.inference.batching import translate_ids
+from s2s.inference.search import SearchOptions
+from s2s.inference.translator import load_decoding_model
+from s2s.tracking import mlflow_store as tracking
+from s2s.training.run_lock import check_params_file, record_params_file
 
 log = logging.getLogger("evaluate")
 
 
-def load_sets(prepared: Path, dataset: Dataset, split: str) -> dict[str, list[TestRecord]]:
+def load_sets(prepared: Path, dataset: CorpusConfig, split: str) -> dict[str, list[TestRecord]]:
     """The sets to score, primary first: every test set of the data config, or the validation set."""
     if split == "valid":
         return {"val": as_test_records(read_eval_records(prepared / "valid.tsv"))}
@@ -134,7 +134,7 @@ def main(cfg: DictConfig) -> None:
     check_options(cfg)
     check_writable_dir(cfg.paths.reports_dir, "paths.reports_dir")
     prepared, reports, model_dir = Path(cfg.paths.prepared_dir), Path(cfg.paths.reports_dir), Path(cfg.paths.model_dir)
-    dataset = Dataset.from_config(cfg.data)
+    dataset = CorpusConfig.from_config(cfg.data)
     vocab = Vocabulary(prepared / "spm.model")
     model = load_decoding_model(model_dir / "model.pt", prepared / "spm.model", cfg.decode)
     sets = load_sets(prepared, dataset, cfg.evaluate.split)

@@ -6,12 +6,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import stage_main, user_errors
-from s2s.data.noise import NoiseConfig
-from s2s.data.prepare import PrepareOptions, prepare
-from s2s.data.sources import Dataset
-from s2s.io import recover_dir, write_json_atomic
-from s2s.options import validate
+from s2s.common.cli import stage_main, user_errors
+from s2s.common.io import recover_dir, write_json_atomic
+from s2s.common.options import validate
+from s2s.data.download.sources import CorpusConfig
+from s2s.data.preprocess.noise import NoiseConfig
+from s2s.data.preprocess.prepare import PrepareOptions, prepare
 
 log = logging.getLogger("preprocess")
 
@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> None:
     opt = PrepareOptions(
         raw_dir=cfg.paths.raw_dir,
         out_dir=cfg.paths.prepared_dir,
-        dataset=Dataset.from_config(d),
+        dataset=CorpusConfig.from_config(d),
         vocab_size=p.spm.vocab_size,
         model_type=p.spm.model_type,
         character_coverage=p.spm.character_coverage,

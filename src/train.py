@@ -17,11 +17,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from s2s.cli import stage_main, user_errors
-from s2s.io import check_writable_dir
-from s2s.numerics import apply_from_config
-from s2s.options import validate
-from s2s.run_lock import record_params_file, refuse_if_held
+from s2s.common.cli import stage_main, user_errors
+from s2s.common.io import check_writable_dir
+from s2s.common.numerics import apply_from_config
+from s2s.common.options import validate
+from s2s.training.run_lock import record_params_file, refuse_if_held
 
 log = logging.getLogger("train")
 # overrides that never name a sweep job: where its files go
@@ -75,7 +75,7 @@ def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     Named by what varies (``bilstm_attn lr=0.001``; the full key where the last part is ambiguous)
     and tagged with the job's overrides and folder, so the jobs of a sweep can be told apart.
     """
-    from s2s import tracking
+    from s2s.tracking import mlflow_store as tracking
 
     if cfg.logger.get("name", "mlflow") != "mlflow":
         return {}
@@ -121,7 +121,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     launch_env = dict(os.environ)
     ok = False
     try:
-        from s2s.training import run_training
+        from s2s.training.run import run_training
 
         summary = run_training(cfg, run)
         ok = True
@@ -129,7 +129,7 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     finally:
         end_distributed_job(launch_env)
         if run:
-            from s2s import tracking
+            from s2s.tracking import mlflow_store as tracking
 
             tracking.end_sweep_job(*run["parent"], ok)
 
@@ -153,7 +153,7 @@ def main(cfg: DictConfig) -> None:
     if hc.mode != RunMode.MULTIRUN:  # a sweep job's output folders are set in run_sweep_job
         check_outputs(cfg)
     # imported once the options are checked: Lightning takes seconds to import, a bad option answers at once
-    from s2s.training import run_training
+    from s2s.training.run import run_training
 
     try:
         summary = run_sweep_job(cfg, hc) if hc.mode == RunMode.MULTIRUN else run_training(cfg)

@@ -16,10 +16,10 @@ import tempfile
 import hydra
 from omegaconf import DictConfig
 
-from s2s.cli import stage_main, user_errors
-from s2s.numerics import apply_from_config
-from s2s.options import validate
-from s2s.translation import Translator, check_output, is_model_uri, model_files, read_input, write_output
+from s2s.common.cli import stage_main, user_errors
+from s2s.common.numerics import apply_from_config
+from s2s.common.options import validate
+from s2s.inference.translator import Translator, check_output, is_model_uri, model_files, read_input, write_output
 
 
 @hydra.main(config_path="../conf", config_name="translate", version_base="1.3")
@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
     with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
         model = t.model
         if is_model_uri(model):  # an MLflow Model: downloaded, then read like any model folder
-            from s2s.tracking import download_model, tracking_uri
+            from s2s.tracking.mlflow_store import download_model, tracking_uri
 
             model = download_model(model, tmp, tracking_uri(cfg.logger.get("tracking_uri")))
         model_file, spm_file = model_files(model, t.spm)

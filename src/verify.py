@@ -10,8 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from s2s.cli import user_errors
-from s2s.verification import REFERENCE, verify
+from s2s.common.cli import user_errors
+from s2s.common.verification import REFERENCE, verify
 
 
 @user_errors

@@ -1,6 +1,6 @@
 """Run a stage script with one function of the package failing as a full disk would.
 
-    python tests/fail_at.py s2s.evaluation:write_translations src/evaluate.py override...
+    python tests/fail_at.py s2s.evaluation.scoring:write_translations src/evaluate.py override...
 
 The function is replaced before the script imports it, by one raising ``OSError(ENOSPC)``: a test
 makes a real stage fail at an exact point of its work.

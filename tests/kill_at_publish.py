@@ -2,7 +2,7 @@
 
     python tests/kill_at_publish.py STEP src/preprocess.py override...
 
-STEP is one of s2s.io.PUBLISH_STEPS.  s2s.io.publish_hook, a no-op in production, is replaced by
+STEP is one of s2s.common.io.PUBLISH_STEPS.  s2s.common.io.publish_hook, a no-op in production, is replaced by
 one that kills this process at that step: a test stops a real stage at an exact point of its
 publish instead of guessing the moment with a timer.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import s2s.io  # noqa: E402
+import s2s.common.io  # noqa: E402
 
 step, script, *overrides = sys.argv[1:]
-assert step in s2s.io.PUBLISH_STEPS, step
+assert step in s2s.common.io.PUBLISH_STEPS, step
 
 
 def kill_at(current: str, target: Path) -> None:
@@ -28,6 +28,6 @@ def kill_at(current: str, target: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-s2s.io.publish_hook = kill_at
+s2s.common.io.publish_hook = kill_at
 sys.argv = [script, *overrides]
 runpy.run_path(script, run_name="__main__")

@@ -4,7 +4,7 @@
 
 A test stops a real training at an exact batch (for instance inside a gradient-accumulation
 window) instead of guessing the moment with a timer: a callback that sends the signal is added to
-the stage's own callbacks (``s2s.training.make_callbacks``).
+the stage's own callbacks (``s2s.training.run.make_callbacks``).
 """
 
 import os
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import pytorch_lightning as pl  # noqa: E402
 
-import s2s.training  # noqa: E402
+import s2s.training.run  # noqa: E402
 
 at, signame, script, *overrides = sys.argv[1:]
 signum = signal.Signals[signame]
@@ -37,7 +37,7 @@ class SendSignal(pl.Callback):
         self.seen += 1
 
 
-real_make_callbacks = s2s.training.make_callbacks
+real_make_callbacks = s2s.training.run.make_callbacks
 
 
 def make_callbacks(*args, **kwargs):
@@ -45,6 +45,6 @@ def make_callbacks(*args, **kwargs):
     return best, [SendSignal(), *callbacks]
 
 
-s2s.training.make_callbacks = make_callbacks
+s2s.training.run.make_callbacks = make_callbacks
 sys.argv = [script, *overrides]
 runpy.run_path(script, run_name="__main__")

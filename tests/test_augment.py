@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s2s.data.augment import Pair, lang_tag, make_pairs, tag_source, with_reversed
+from s2s.data.preprocess.augment import Pair, lang_tag, make_pairs, tag_source, with_reversed
 
 FAST = settings(max_examples=50, deadline=None)
 lines = st.lists(st.text(alphabet="abc xyz", max_size=12), max_size=10)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2s.search import SearchOptions, beam_search
+from s2s.inference.search import SearchOptions, beam_search
 from test_search import make_batch, make_model
 
 from conftest import MODEL_CONFIGS

@@ -1,4 +1,4 @@
-"""s2s.build: pieces connected by size, shared and tied tables, the initialisation, parameter count."""
+"""s2s.models.build: pieces connected by size, shared and tied tables, the initialisation, parameter count."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from s2s.build import build_model, count_parameters, init_weights
-from s2s.data.vocab import PAD_ID
+from s2s.models.build import build_model, count_parameters, init_weights
+from s2s.tokens import PAD_ID
 
 from conftest import small_model_config
 

@@ -1,4 +1,4 @@
-"""s2s.callbacks: a signal saves last.ckpt once and exits 128 + n; every checkpoint carries the stamp."""
+"""s2s.training.callbacks: a signal saves last.ckpt once and exits 128 + n; every checkpoint carries the stamp."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from s2s.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
-from s2s.resume import CKPT_KEY
+from s2s.training.callbacks import SaveOnSignal, StampCheckpoints, TrainingInterrupted
+from s2s.training.resume import CKPT_KEY
 
 
 class FakeTrainer:

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2s import resume
-from s2s.build import build_model
-from s2s.checkpoint import load_init_weights, save_model_file
-from s2s.checkpoint_io import AtomicCheckpointIO
-from s2s.export import check_own_checkpoint
-from s2s.io import InputError
+from s2s.common.io import InputError
+from s2s.models.build import build_model
+from s2s.models.model_file import save_model_file
+from s2s.training import resume
+from s2s.training.checkpoint_files import load_init_weights
+from s2s.training.export import check_own_checkpoint
+from s2s.training.lightning_checkpoint_io import AtomicCheckpointIO
 
 from conftest import small_model_config
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from s2s.compare import Run, System, provenance_warnings
+from s2s.evaluation.compare.runs import Run, System, provenance_warnings
 
 BASE = {"numerics": "portable", "torch": "2.13.0+cpu", "mkl": "2024.2", "onednn": "3.12.0", "precision": "32",
         "cpu": "AMD EPYC 7B13", "aten_cpu_capability": "AVX2", "threads": 1, "deterministic": True, "device": "cpu"}

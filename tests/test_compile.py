@@ -10,13 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s2s.build import build_model
-from s2s.compilation import compile_decoder_step, compile_mode
+from s2s.common.io import InputError
+from s2s.common.options import check_config
 from s2s.data.dataset import collate
-from s2s.io import InputError
-from s2s.options import check_config
-from s2s.search import SearchOptions, decode
-from s2s.task import TranslationTask
+from s2s.inference.compilation import compile_decoder_step
+from s2s.inference.compile_modes import compile_mode
+from s2s.inference.search import SearchOptions, decode
+from s2s.models.build import build_model
+from s2s.training.task import TranslationTask
 from tiny_lightning import OPTIM, VOCAB, items
 
 from conftest import compose_config, small_model_config

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from s2s.data.corpus import (
+from s2s.common.io import InputError
+from s2s.data.download.corpus import (
     MIRROR_ENV,
     ChecksumError,
     SourceUnreachable,
     download_dataset,
     fetch_file,
 )
-from s2s.data.sources import Dataset, iter_part
-from s2s.io import InputError
+from s2s.data.download.sources import CorpusConfig, iter_part
 
 SPLITS = ["train", "val", "test_2016_flickr"]
 LANGS = ("en", "de")
@@ -49,9 +49,9 @@ def make_mirror(folder: Path, sizes=None) -> dict[str, str]:
 SOURCE = "m30k"
 
 
-def _dataset(files, mirror=None, timeout=5.0, source=UNUSED_SOURCE) -> Dataset:
+def _dataset(files, mirror=None, timeout=5.0, source=UNUSED_SOURCE) -> CorpusConfig:
     """A Multi30k-shaped dataset: one URL source whose files are listed with their sha256."""
-    return Dataset.from_config(
+    return CorpusConfig.from_config(
         {
             "name": "t",
             "src_lang": "en",

@@ -1,15 +1,15 @@
-"""Device and precision settings (s2s.device), and decoding on the device the model is on."""
+"""Device and precision settings (s2s.inference.device), and decoding on the device the model is on."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from s2s.build import build_model
-from s2s.checkpoint import load_model_file, save_model_file
-from s2s.device import autocast, autocast_dtype, model_device, resolve_device
-from s2s.io import InputError
-from s2s.search import SearchOptions, decode
+from s2s.common.io import InputError
+from s2s.inference.device import autocast, autocast_dtype, model_device, resolve_device
+from s2s.inference.search import SearchOptions, decode
+from s2s.models.build import build_model
+from s2s.models.model_file import load_model_file, save_model_file
 
 from conftest import small_model_config
 

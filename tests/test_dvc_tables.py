@@ -89,7 +89,7 @@ def test_plots_load_on_a_fresh_project_and_compare_adds_its_chart(tmp_path: Path
     assert not shown.get("errors"), shown.get("errors")
     assert not any(k.startswith("compare") for k in shown["data"])
 
-    from s2s.compare import write_report
+    from s2s.evaluation.compare.report import write_report
 
     report = json.loads((ROOT / "docs/results/seeds-1epoch/compare.json").read_text())
     write_report(report, project / "reports/compare")

@@ -1,4 +1,4 @@
-"""s2s.export: only this run's checkpoints are exported, and the weights chosen are the ones named."""
+"""s2s.training.export: only this run's checkpoints are exported, and the weights chosen are the ones named."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from s2s.export import check_own_checkpoint, choose_weights
-from s2s.io import InputError
-from s2s.resume import CKPT_KEY
+from s2s.common.io import InputError
+from s2s.training.export import check_own_checkpoint, choose_weights
+from s2s.training.resume import CKPT_KEY
 
 FP = "fp-of-this-run"
 

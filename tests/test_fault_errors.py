@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from s2s.cli import check_yaml, user_errors
-from s2s.io import InputError
+from s2s.common.cli import check_yaml, user_errors
+from s2s.common.io import InputError
 
 from conftest import ROOT, copy_tiny, tiny_paths
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2s.build import build_model
 from s2s.data.dataset import collate
-from s2s.data.vocab import BOS_ID, PAD_ID
+from s2s.inference.search import SearchOptions, beam_search, greedy_search
+from s2s.models.build import build_model
 from s2s.models.fused_decoder import FusedRNNDecoder
-from s2s.search import SearchOptions, beam_search, greedy_search
+from s2s.tokens import BOS_ID, PAD_ID
 
 from conftest import small_model_config
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from s2s.io import InputError, atomic_path, read_lines, sha256_file, write_json_atomic
+from s2s.common.io import InputError, atomic_path, read_lines, sha256_file, write_json_atomic
 
 
 class Boom(RuntimeError):

@@ -6,12 +6,13 @@ import json
 import random
 from pathlib import Path
 
-from s2s.data.augment import lang_tag
-from s2s.data.dataset import ParallelData, read_eval_records
+from s2s.data.dataset import ParallelData
+from s2s.data.encoded import read_eval_records
+from s2s.data.preprocess.augment import lang_tag
 from s2s.data.testsets import read_test_records
 from s2s.data.vocab import Vocabulary
-from s2s.evaluation import as_test_records, encode_sources, score_records
-from s2s.translation import check_target_lang
+from s2s.evaluation.scoring import as_test_records, encode_sources, score_records
+from s2s.inference.translator import check_target_lang
 
 from conftest import run_script, tiny_paths
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from s2s.data.dataset import collate
-from s2s.search import greedy_search
-from s2s.task import TranslationTask
+from s2s.inference.search import greedy_search
+from s2s.training.task import TranslationTask
 
 from conftest import MODEL_CONFIGS, small_model_config
 

@@ -6,8 +6,8 @@ import pytest
 from sacrebleu.metrics import BLEU
 
 from s2s.data.testsets import TestRecord
-from s2s.evaluation import score_records
-from s2s.metrics import moses_tokenize, score_corpus, score_tokenized
+from s2s.evaluation.metrics import moses_tokenize, score_corpus, score_tokenized
+from s2s.evaluation.scoring import score_records
 
 from conftest import mirror_dir
 

@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from s2s.tracking import run_params
+from s2s.tracking.mlflow_store import run_params
 from test_tracking import free_port, stop
 
 from conftest import ROOT, copy_tiny, run_script

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2s.build import build_model
+from s2s.models.build import build_model
 
 from conftest import MODEL_CONFIGS, compose_config, small_model_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s2s.build import build_model
 from s2s.models.attention import AdditiveAttention, DotAttention, GeneralAttention, ScaledDotAttention
+from s2s.models.build import build_model
 from s2s.models.encoder import RNNEncoder
 
 from conftest import MODEL_CONFIGS, small_model_config

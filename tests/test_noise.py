@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s2s.data.noise import NoiseConfig, NoiseStats, noise_corpus, noise_sentence, noise_tokens
+from s2s.data.preprocess.noise import NoiseConfig, NoiseStats, noise_corpus, noise_sentence, noise_tokens
 
 FAST = settings(max_examples=60, deadline=None)
 

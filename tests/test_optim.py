@@ -2,7 +2,7 @@
 
 ``tests/data/lr_schedules.json`` holds the learning rate of every optimizer step, and the
 optimiser's settings, that :meth:`TranslationTask.configure_optimizers` gave for each
-conf/optim/*.yaml before the schedule moved into :mod:`s2s.optim` (``python tests/test_optim.py``
+conf/optim/*.yaml before the schedule moved into :mod:`s2s.training.optim` (``python tests/test_optim.py``
 rewrites it: only for a deliberate change of a schedule).
 """
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from s2s.optim import configure_optimizers, lr_at, plateau_warmup_lr
+from s2s.training.optim import configure_optimizers, lr_at, plateau_warmup_lr
 from tiny_lightning import make_task
 
 PINS = Path(__file__).parent / "data" / "lr_schedules.json"

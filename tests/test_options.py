@@ -1,12 +1,12 @@
-"""s2s.options: every shipped config is valid, and each bad option is named with its value."""
+"""s2s.common.options: every shipped config is valid, and each bad option is named with its value."""
 
 from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-from s2s.io import InputError
-from s2s.options import RULES, STAGES, check_config, validate
+from s2s.common.io import InputError
+from s2s.common.options import RULES, STAGES, check_config, validate
 
 from conftest import CONF
 

@@ -13,7 +13,7 @@ from conftest import CONF, ROOT
 def test_params_file_equals_dvcs_composition(overrides: list[str], tmp_path: Path, monkeypatch) -> None:
     from dvc.utils.hydra import compose_and_dump  # the oracle: what DVC's Hydra composition writes
 
-    from s2s.params_file import main
+    from s2s.common.params_file import main
 
     compose_and_dump(tmp_path / "dvc.yaml", str(CONF), None, "config", str(ROOT), overrides)
     monkeypatch.chdir(tmp_path)

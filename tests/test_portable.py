@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from s2s.io import InputError
-from s2s.verification import CHECKED, differences, load_reference, run_tiny_pipeline
+from s2s.common.io import InputError
+from s2s.common.verification import CHECKED, differences, load_reference, run_tiny_pipeline
 
 from conftest import ROOT, SHORT_TRAINING
 
@@ -85,7 +85,7 @@ def test_a_tensor_operation_before_the_pin_is_refused() -> None:
     code = (
         "import torch; torch.ones(3).exp();"  # the capability is fixed by this first operation
         "print(torch.backends.cpu.get_cpu_capability(), flush=True);"
-        "from s2s.numerics import apply_numerics; apply_numerics('portable')"
+        "from s2s.common.numerics import apply_numerics; apply_numerics('portable')"
     )
     env = {k: v for k, v in os.environ.items() if k not in NUMERIC_ENV}
     result = subprocess.run(

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2s.data.dataset import ParallelData, read_eval_records
-from s2s.data.noise import NoiseConfig
-from s2s.data.prepare import PrepareOptions, prepare
-from s2s.data.sources import Dataset
+from s2s.common.io import InputError
+from s2s.data.dataset import ParallelData
+from s2s.data.download.sources import CorpusConfig
+from s2s.data.encoded import read_eval_records
+from s2s.data.preprocess.noise import NoiseConfig
+from s2s.data.preprocess.prepare import PrepareOptions, prepare
 from s2s.data.testsets import read_test_records
-from s2s.data.vocab import UNK_ID, Vocabulary
-from s2s.io import InputError
+from s2s.data.vocab import Vocabulary
+from s2s.tokens import UNK_ID
 
 SRC = "local"  # the source folder under the raw folder, as the download stage lays it out
 N_TRAIN, N_EVAL = 300, 20
@@ -60,7 +62,7 @@ def raw_dir(tmp_path_factory) -> Path:
     return raw
 
 
-def dataset(raw_dir: Path, **extra) -> Dataset:
+def dataset(raw_dir: Path, **extra) -> CorpusConfig:
     cfg = {
         "name": "t",
         "src_lang": "en",
@@ -71,7 +73,7 @@ def dataset(raw_dir: Path, **extra) -> Dataset:
         "test_sets": {"test_2016_flickr": {"pairs": f"{SRC}/test_2016_flickr"}},
     }
     cfg.update(extra)
-    return Dataset.from_config(cfg)
+    return CorpusConfig.from_config(cfg)
 
 
 def _opts(raw_dir: Path, out_dir: Path, **kw) -> PrepareOptions:

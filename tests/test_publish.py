@@ -1,9 +1,9 @@
 """Publishing a folder (data/raw, data/prepared) survives a kill at every step.
 
-s2s.io.atomic_path renames the old folder aside, renames the new one into place, then removes the
+s2s.common.io.atomic_path renames the old folder aside, renames the new one into place, then removes the
 old one.  A kill at any step must leave either the old or the new complete folder (or an aside
 copy that the next run restores), and the next run must clean what the killed one left.  The
-kills come at exact steps through s2s.io.publish_hook (see tests/kill_at_publish.py), never
+kills come at exact steps through s2s.common.io.publish_hook (see tests/kill_at_publish.py), never
 after a guessed delay.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from s2s.io import PUBLISH_STEPS, atomic_path, recover_dir
+from s2s.common.io import PUBLISH_STEPS, atomic_path, recover_dir
 
 from conftest import ROOT, mirror_dir, tiny_paths
 
@@ -39,21 +39,21 @@ def leftovers(target: Path) -> list[str]:
     return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
 
 
-# --- s2s.io.atomic_path in a child process --------------------------------------------------------
+# --- s2s.common.io.atomic_path in a child process --------------------------------------------------------
 
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {src!r})
-    import s2s.io
+    import s2s.common.io
     from pathlib import Path
 
     def kill_at(step, target):
         if step == {step!r}:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    s2s.io.publish_hook = kill_at
-    with s2s.io.atomic_path({target!r}, is_dir=True) as tmp:
+    s2s.common.io.publish_hook = kill_at
+    with s2s.common.io.atomic_path({target!r}, is_dir=True) as tmp:
         (tmp / "new.txt").write_text("new")
         (tmp / "sub").mkdir()
         (tmp / "sub" / "b.txt").write_text("b")
@@ -195,9 +195,9 @@ def test_a_failed_evaluate_keeps_the_old_summary_and_set(tiny_data: Path, tmp_pa
     reports/eval/ both as they were: the old summary is never removed beside the old set."""
     from omegaconf import OmegaConf
 
-    from s2s.build import build_model
-    from s2s.checkpoint import save_model_file
     from s2s.data.vocab import Vocabulary
+    from s2s.models.build import build_model
+    from s2s.models.model_file import save_model_file
 
     from conftest import compose_config, copy_tiny
 
@@ -214,7 +214,7 @@ def test_a_failed_evaluate_keeps_the_old_summary_and_set(tiny_data: Path, tmp_pa
     env = {**os.environ}
     env.pop("HYDRA_FULL_ERROR", None)
     result = subprocess.run(
-        [sys.executable, "tests/fail_at.py", "s2s.evaluation:write_translations", "src/evaluate.py", *paths,
+        [sys.executable, "tests/fail_at.py", "s2s.evaluation.scoring:write_translations", "src/evaluate.py", *paths,
          "decode=greedy", "evaluate.robustness_levels=[]", "evaluate.heatmaps=0", "logger=none"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -164,8 +164,8 @@ def test_bad_init_weights_are_one_line(tiny_data: Path, tmp_path: Path, case: st
         init.write_bytes(os.urandom(10_000))
     else:
         # same architecture and vocabulary size, another SentencePiece model (other pieces)
-        from s2s.build import build_model
-        from s2s.checkpoint import save_model_file
+        from s2s.models.build import build_model
+        from s2s.models.model_file import save_model_file
 
         from conftest import compose_config
 

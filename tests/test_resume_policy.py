@@ -1,4 +1,4 @@
-"""Resume policy (s2s.resume): what a resume must match, what it may ignore, and who may touch the folder."""
+"""Resume policy (s2s.training.resume): what a resume must match, what it may ignore, and who may touch the folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from s2s import resume
-from s2s.io import InputError
+from s2s.common.io import InputError
+from s2s.training import resume
 
 from conftest import compose_config
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from s2s.rng import collect_rng_states, gather_rng_states, restore_rank_states, restore_rng_states
+from s2s.training.rng import collect_rng_states, gather_rng_states, restore_rank_states, restore_rng_states
 
 CPU = torch.device("cpu")
 
@@ -39,7 +39,7 @@ def test_each_rank_restores_its_own_and_an_uncovered_rank_keeps_fresh_ones(caplo
     restore_rank_states(saved, 0, CPU)
     assert draws() == rank0_draws
     before = draws()
-    with caplog.at_level(logging.WARNING, logger="s2s.rng"):
+    with caplog.at_level(logging.WARNING, logger="s2s.training.rng"):
         restore_rank_states(saved, 2, CPU)
     assert "rank 2: the checkpoint holds random states for 2 rank(s) only" in caplog.text
     assert draws() != before  # nothing restored: the streams just go on

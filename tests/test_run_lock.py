@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from s2s.io import InputError
-from s2s.run_lock import LOCK_NAME, CheckpointLock
+from s2s.common.io import InputError
+from s2s.training.run_lock import LOCK_NAME, CheckpointLock
 
 from conftest import ROOT, copy_tiny, run_script
 
 HOLD = """
 import sys
-from s2s.run_lock import CheckpointLock
+from s2s.training.run_lock import CheckpointLock
 lock = CheckpointLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 sys.stdin.read()  # hold the lock until the test closes our stdin

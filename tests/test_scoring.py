@@ -1,4 +1,4 @@
-"""Corpus scoring (s2s.metrics, s2s.evaluation.score_records) on examples small enough to check by hand."""
+"""Corpus scoring (s2s.evaluation.metrics, scoring.score_records) on examples small enough to check by hand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 
 from s2s.data.testsets import TestRecord
-from s2s.evaluation import score_records
-from s2s.metrics import score_corpus
+from s2s.evaluation.metrics import score_corpus
+from s2s.evaluation.scoring import score_records
 
 REF = "the cat sat on a mat"
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from s2s.build import build_model
-from s2s.data.vocab import BOS_ID, EOS_ID
-from s2s.search import SearchOptions, beam_search, decode, greedy_search, length_penalty, max_output_length
+from s2s.inference.search import SearchOptions, beam_search, decode, greedy_search, length_penalty, max_output_length
+from s2s.models.build import build_model
+from s2s.tokens import BOS_ID, EOS_ID
 
 from conftest import MODEL_CONFIGS, small_model_config
 

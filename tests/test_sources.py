@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from s2s.data.corpus import MIRROR_ENV, download_dataset
-from s2s.data.prepare import PrepareOptions, prepare
-from s2s.data.sources import Dataset, iter_part
+from s2s.common.io import InputError
+from s2s.data.download.corpus import MIRROR_ENV, download_dataset
+from s2s.data.download.sources import CorpusConfig, iter_part
+from s2s.data.preprocess.prepare import PrepareOptions, prepare
 from s2s.data.testsets import read_test_records
-from s2s.io import InputError
 
 from conftest import compose_config, mirror_dir
 
@@ -47,7 +47,7 @@ def test_local_tsv_file_without_checksums(tmp_path, monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path))  # as CI sets it: a mirror never stands in for a user's file
     corpus = tmp_path / "home" / "corpus.tsv.gz"
     _gz(corpus, _tsv_lines(120, repeat=2))
-    ds = Dataset.from_config(_tsv_config(str(corpus)))
+    ds = CorpusConfig.from_config(_tsv_config(str(corpus)))
     raw = tmp_path / "raw"
     assert download_dataset(ds, raw) == {"mine": ["corpus.tsv.gz"]}
     assert (raw / "mine/corpus.tsv.gz").read_bytes() == corpus.read_bytes()
@@ -63,7 +63,7 @@ def test_tsv_columns_chosen_by_language(tmp_path, monkeypatch):
     cfg["split"] = None
     part = {"tsv": "mine/c.tsv.gz", "columns": {"de": 1, "en": 2}}
     cfg.update(train=part, valid=part, test_sets={"t": part})
-    ds = Dataset.from_config(cfg)
+    ds = CorpusConfig.from_config(cfg)
     download_dataset(ds, tmp_path / "raw")
     assert list(iter_part(tmp_path / "raw", ds, ds.train))[4] == ("english 4", ("deutsch 4",))
 
@@ -93,7 +93,7 @@ def test_url_source_with_several_references_and_sibling_mirrors(tmp_path, monkey
         "valid": {"pairs": "m/val"},
         "test_sets": {"two_refs": {"src": "o/t.src.en.gz", "refs": ["o/t.ref.A.de.gz", "o/t.ref.B.de.gz"]}},
     }
-    ds = Dataset.from_config(cfg)
+    ds = CorpusConfig.from_config(cfg)
     for mirror in (shared / "main", shared):  # a source's own folder, or the folder of all mirrors
         monkeypatch.setenv(MIRROR_ENV, str(mirror))
         raw = tmp_path / f"raw_{mirror.name}"
@@ -115,7 +115,7 @@ def test_url_source_with_several_references_and_sibling_mirrors(tmp_path, monkey
     ):
         download_dataset(ds, tmp_path / "raw2")
     cfg["sources"]["o"]["mirror"] = str(moved)
-    download_dataset(Dataset.from_config(cfg), tmp_path / "raw2")
+    download_dataset(CorpusConfig.from_config(cfg), tmp_path / "raw2")
     assert (tmp_path / "raw2/o/t.ref.B.de.gz").is_file()
 
 
@@ -124,7 +124,7 @@ def test_checksum_required_for_a_download(tmp_path, monkeypatch):
     cfg = _tsv_config("corpus.tsv")
     cfg["sources"] = {"mine": {"url": "http://127.0.0.1:9/x", "sha256": {}}}
     with pytest.raises(InputError, match=r"data\.sources\.mine\.sha256: no sha256 configured for corpus\.tsv"):
-        download_dataset(Dataset.from_config(cfg), tmp_path / "raw")
+        download_dataset(CorpusConfig.from_config(cfg), tmp_path / "raw")
 
 
 # --- errors: one line naming the file, line or option -----------------------------------------------
@@ -134,7 +134,7 @@ def _prepare_tsv(tmp_path: Path, lines: list[str], **cfg_extra) -> dict:
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = _tsv_config(str(corpus), **cfg_extra)
-    ds = Dataset.from_config(cfg)
+    ds = CorpusConfig.from_config(cfg)
     download_dataset(ds, tmp_path / "raw")
     return prepare(
         PrepareOptions(raw_dir=str(tmp_path / "raw"), out_dir=str(tmp_path / "out"), dataset=ds, vocab_size=40)
@@ -171,14 +171,14 @@ def test_missing_columns_option():
     cfg = _tsv_config("x.tsv")
     del cfg["split"]["columns"]
     with pytest.raises(InputError, match=r"data\.split\.columns: a TSV part needs the column of each language"):
-        Dataset.from_config(cfg)
+        CorpusConfig.from_config(cfg)
 
 
 def test_missing_local_file(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     folder = tmp_path / "mine"
     folder.mkdir()
-    ds = Dataset.from_config(_tsv_config(str(folder / "corpus.tsv")))
+    ds = CorpusConfig.from_config(_tsv_config(str(folder / "corpus.tsv")))
     with pytest.raises(InputError, match=r"data\.sources\.mine\.path: .*corpus\.tsv does not exist"):
         download_dataset(ds, tmp_path / "raw")
 
@@ -197,7 +197,7 @@ def test_language_not_in_pairs_files(tmp_path, monkeypatch):
         "test_sets": {"t": {"pairs": "m/train"}},
     }
     with pytest.raises(InputError) as info:
-        download_dataset(Dataset.from_config(cfg), tmp_path / "raw")
+        download_dataset(CorpusConfig.from_config(cfg), tmp_path / "raw")
     assert str(info.value) == (
         "data.train: source 'm' has no file train.fr[.gz] (language 'fr' not in the files; languages offered: de, en)"
     )
@@ -227,7 +227,7 @@ def test_training_split_empty_after_filtering(tmp_path, monkeypatch):
 )
 def test_config_errors_name_the_option(change, message):
     with pytest.raises(InputError, match=message):
-        Dataset.from_config(_tsv_config("x.tsv", **change))
+        CorpusConfig.from_config(_tsv_config("x.tsv", **change))
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_config_errors_name_the_option(change, message):
 def test_recipes_download_offline_from_the_mirror_ci_sets(name, files, tmp_path, monkeypatch):
     """S2S_MIRROR=../shared/data/multi30k serves every recipe: the other sources are its siblings."""
     monkeypatch.setenv(MIRROR_ENV, str(mirror_dir()))
-    ds = Dataset.from_config(compose_config([f"data={name}"]).data)
+    ds = CorpusConfig.from_config(compose_config([f"data={name}"]).data)
     fetched = download_dataset(ds, tmp_path / "raw")
     assert {k: len(v) for k, v in fetched.items()} == files
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(files)

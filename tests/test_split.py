@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from s2s.data.split import TEST, TRAIN, VALID, assign_split, split_sizes
-from s2s.io import InputError
+from s2s.common.io import InputError
+from s2s.data.preprocess.split import TEST, TRAIN, VALID, assign_split, split_sizes
 
 
 def corpus(n_sentences: int = 3000, seed: int = 3) -> list[tuple[str, str]]:

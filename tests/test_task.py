@@ -10,11 +10,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from s2s.data.dataset import EvalRecord, collate
-from s2s.data.vocab import BOS_ID, PAD_ID
-from s2s.io import InputError
-from s2s.metrics import score_corpus
-from s2s.task import token_loss_sum
+from s2s.common.io import InputError
+from s2s.data.dataset import collate
+from s2s.data.encoded import EvalRecord
+from s2s.evaluation.metrics import score_corpus
+from s2s.tokens import BOS_ID, PAD_ID
+from s2s.training.task import token_loss_sum
 from tiny_lightning import PerRankBatches, RngProbe, gradients_of, items, make_task, trainer, two_halves
 
 

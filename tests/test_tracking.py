@@ -292,7 +292,8 @@ def test_resumed_run_takes_the_current_dvc_experiment_name(tmp_path: Path, monke
 
     The train stage's own logger factory, with the variable DVC sets for each `dvc exp run`.
     """
-    from s2s import mlflow_logger, tracking
+    from s2s.tracking import mlflow_logger
+    from s2s.tracking import mlflow_store as tracking
 
     uri = make_store(tmp_path / "mlflow.db")
     cfg = compose_config(["preset=tiny", f"logger.tracking_uri={uri}", "logger.experiment_name=exp"])
@@ -345,7 +346,7 @@ def test_resume_whose_mlflow_run_is_gone_continues_in_a_linked_run(tiny_data: Pa
 # the real log_evaluation, held while it uploads the evaluation's artifacts (the event the test waits on)
 EVALUATE_HELD = """
 import sys
-from s2s import tracking
+from s2s.tracking import mlflow_store as tracking
 real = tracking.log_to_run
 def held(uri, run_id, metrics=None, tags=None, artifacts=None):
     if artifacts:
@@ -388,7 +389,7 @@ def test_evaluate_stopped_by_a_signal_marks_its_run_killed(tmp_path: Path, sig: 
 
 
 def test_next_evaluation_closes_the_run_of_a_sigkilled_one(tmp_path: Path) -> None:
-    from s2s import tracking
+    from s2s.tracking import mlflow_store as tracking
 
     uri, parent, proc = evaluation_held(tmp_path)
     proc.kill()

@@ -35,8 +35,8 @@ class _Captured(Exception):
 
 def _trainer_kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> dict[str, Any]:
     """The keyword arguments run_training gives pytorch_lightning.Trainer (stopped right there)."""
-    import s2s.training as training
-    from s2s.options import validate
+    import s2s.training.run as training
+    from s2s.common.options import validate
 
     base = [o for o in tiny_paths(tmp_path) if not o.startswith("hydra.")]
     cfg = compose_config([*base, "logger=none", *overrides])

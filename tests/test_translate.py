@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import torch
 
-from s2s.checkpoint import load_model_file
+from s2s.common.io import InputError
 from s2s.data.vocab import Vocabulary
-from s2s.io import InputError
-from s2s.translation import check_target_lang, language_tags
+from s2s.inference.translator import check_target_lang, language_tags
+from s2s.models.model_file import load_model_file
 
 from conftest import ROOT, copy_tiny, run_script
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2s.build import build_model
-from s2s.checkpoint import save_model_file
-from s2s.io import InputError
-from s2s.translation import load_decoding_model
+from s2s.common.io import InputError
+from s2s.inference.translator import load_decoding_model
+from s2s.models.build import build_model
+from s2s.models.model_file import save_model_file
 
 from conftest import small_model_config
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from s2s.data.dataset import Batch, collate
-from s2s.task import TranslationTask
+from s2s.training.task import TranslationTask
 
 from conftest import small_model_config
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from s2s.data.dataset import ParallelData, collate, read_eval_records
+from s2s.data.dataset import ParallelData, collate
+from s2s.data.encoded import read_eval_records
 from s2s.data.loaders import eval_loader, private_generator, sequence_lengths
 from s2s.data.sampler import TokenBatchSampler
 from s2s.data.vocab import Vocabulary

@@ -1,13 +1,8 @@
-"""Encoded parallel data on disk and in memory.
-
-A split is stored as ``<split>.npz``: the source and target ids of all pairs concatenated into two
-flat int32 arrays, with offsets.  This is compact, loads in milliseconds and needs no tokenizer at
-training time.  Evaluation splits also get ``<split>.tsv`` (source and target language, raw source, raw reference).
-"""
+"""Encoded parallel data in memory, as training and decoding read it (the file format, which
+preprocess writes without torch, is :mod:`s2s.data.encoded`)."""
 
 from __future__ import annotations
 
-import csv
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,16 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from s2s.data.testsets import row_languages
-from s2s.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from s2s.io import InputError, atomic_path
-
-
-def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(s) for s in seqs])
-    flat = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
-    return flat, offsets
+from s2s.common.io import InputError
+from s2s.data.encoded import flatten, save_encoded
+from s2s.tokens import BOS_ID, EOS_ID, PAD_ID
 
 
 class ParallelData(Dataset):
@@ -40,7 +28,7 @@ class ParallelData(Dataset):
     def from_sequences(cls, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> ParallelData:
         if len(src) != len(tgt):
             raise ValueError(f"{len(src)} source but {len(tgt)} target sequences")
-        return cls(*_flatten(src), *_flatten(tgt))
+        return cls(*flatten(src), *flatten(tgt))
 
     @classmethod
     def load(cls, path: str | Path) -> ParallelData:
@@ -56,15 +44,8 @@ class ParallelData(Dataset):
             ) from err
 
     def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    src=self.src.numpy().astype(np.int32),
-                    src_offsets=self.src_offsets,
-                    tgt=self.tgt.numpy().astype(np.int32),
-                    tgt_offsets=self.tgt_offsets,
-                )
+        save_encoded(path, self.src.numpy().astype(np.int32), self.src_offsets,
+                     self.tgt.numpy().astype(np.int32), self.tgt_offsets)
 
     def __len__(self) -> int:
         return len(self.src_offsets) - 1
@@ -119,43 +100,3 @@ def collate(items: Sequence[tuple[int, torch.Tensor, torch.Tensor]]) -> Batch:
         tgt_out[row, len(t)] = EOS_ID
     index = torch.tensor([i for i, _, _ in items], dtype=torch.long)
     return Batch(index, src, src_len, tgt_in, tgt_out)
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    """One evaluation line: its languages (fields: a code may hold a hyphen), the raw source and
-    the raw reference."""
-
-    src_lang: str
-    tgt_lang: str
-    source: str
-    reference: str
-
-    @property
-    def direction(self) -> str:
-        return f"{self.src_lang}-{self.tgt_lang}"
-
-
-def write_eval_records(path: str | Path, records: Sequence[EvalRecord]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(["src_lang", "tgt_lang", "source", "reference"])
-            for r in records:
-                writer.writerow([r.src_lang, r.tgt_lang, r.source, r.reference])
-
-
-def read_eval_records(path: str | Path) -> list[EvalRecord]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: evaluation records not found (run the preprocess stage first)")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        header = next(reader, [])
-        if header[:2] == ["src_lang", "tgt_lang"]:
-            return [EvalRecord(*row) for row in reader]
-        # written before the languages were fields: direction, source, reference
-        return [
-            EvalRecord(*row_languages({"direction": d}, f"{path}, line {n}"), s, r)
-            for n, (d, s, r) in enumerate(reader, 2)
-        ]

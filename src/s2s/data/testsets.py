@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2s.io import InputError, atomic_path
+from s2s.common.io import InputError, atomic_path
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from s2s.io import InputError
+from s2s.common.io import InputError
+from s2s.tokens import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-_LANG_TAG = re.compile(r"<2[^\s>]+>")  # as made by s2s.data.augment.lang_tag
+_LANG_TAG = re.compile(r"<2[^\s>]+>")  # as made by s2s.data.preprocess.augment.lang_tag
 
 
 def train_sentencepiece(

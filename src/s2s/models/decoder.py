@@ -211,7 +211,7 @@ class RNNDecoder(RecurrentDecoder):
         return new_state, weights
 
     def compile_step(self, mode: str = "default") -> None:
-        """Compile the time step that training and search both loop over (see :mod:`s2s.compilation`)."""
+        """Compile the time step that training and search both loop over (see :mod:`s2s.inference.compilation`)."""
         self._step = torch.compile(self._step, mode=mode, dynamic=True)
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:

@@ -1,0 +1,117 @@
+"""What every stage script shares: user errors end the process with one clear line, no traceback."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from s2s.common.io import InputError
+
+# (module, class, prefix) of further user-facing errors; looked up only if the module is loaded, so
+# a light stage (download) does not import torch just to be able to catch a training error
+_LAZY_USER_ERRORS = (
+    ("s2s.tracking.mlflow_store", "TrackingUnreachable", ""),
+    ("s2s.training.task", "NonFiniteLossError", ""),
+    # Lightning refusing the trainer.* options (an accelerator this machine lacks, ...)
+    ("lightning_fabric.utilities.exceptions", "MisconfigurationException", "trainer: "),
+)
+# a write that failed for lack of room: the disk or quota is full, or `ulimit -f` was reached
+# (Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing the process)
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_NO_ROOM_HINT = "free disk space (or raise the file size limit, ulimit -f) and run the same command again"
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return seen
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one-line message of a user error (bad input, a full disk), or None for a bug."""
+    if isinstance(err, InputError):
+        return str(err)
+    for module, name, prefix in _LAZY_USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(err, cls):
+            return prefix + " ".join(str(err).split())
+    if "yaml" in sys.modules and isinstance(err, sys.modules["yaml"].YAMLError):
+        return f"not valid YAML: {' '.join(str(err).split())}"
+    for e in _chain(err):
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            return f"{e.filename or 'writing a file'}: {e.strerror}: {_NO_ROOM_HINT}"
+        if isinstance(e, RuntimeError) and "file write failed" in str(e):  # torch.save's C++ writer
+            return f"writing a file failed ({' '.join(str(e).split())[:200]}): {_NO_ROOM_HINT}"
+    return None
+
+
+def _fail(message: str, log: bool = True) -> None:
+    if log:  # into the stage's log file too (Hydra configured logging)
+        logging.getLogger("s2s").error("%s", message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a user error (bad file, option, checkpoint, unreachable server, full disk) as one line and exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            message = user_message(err)
+            if message is None:
+                raise
+            _fail(message)
+
+    return wrapper
+
+
+def _config_files(argv: Sequence[str], conf_dir: Path) -> list[Path]:
+    """The YAML files Hydra may compose: every file of conf/, and ``--config-dir``/``--config-name``."""
+    files = sorted(conf_dir.rglob("*.yaml"))
+    opts: dict[str, str] = {}
+    args = list(argv)
+    for i, arg in enumerate(args):
+        for long, short in (("--config-dir", "-cd"), ("--config-name", "-cn")):
+            if arg in (long, short) and i + 1 < len(args):
+                opts[long] = args[i + 1]
+            elif arg.startswith(long + "="):
+                opts[long] = arg.split("=", 1)[1]
+    if "--config-dir" in opts and "--config-name" in opts:
+        name = opts["--config-name"]
+        files.append(Path(opts["--config-dir"]) / (name if name.endswith(".yaml") else name + ".yaml"))
+    return files
+
+
+def check_yaml(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """Refuse a config file that is not YAML in one line naming it: Hydra would print a parser's
+    traceback (and exit 1) before the stage's own error handling runs."""
+    import yaml
+
+    for path in _config_files(argv, conf_dir):
+        if not path.is_file():
+            continue  # Hydra names a missing config itself
+        try:
+            with open(path, encoding="utf-8") as fh:
+                yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
+
+
+def stage_main(main: Callable[[], Any]) -> None:
+    """Run a stage script's Hydra ``main``: its config files checked first, user errors in one line."""
+    try:
+        check_yaml(sys.argv[1:])
+    except InputError as err:
+        _fail(str(err), log=False)  # before Hydra: no log file yet
+    main()

@@ -1,0 +1,162 @@
+"""Numerics mode: which CPU kernels decide the bits of a run.
+
+A float32 result depends on more than the seed: ATen picks vectorised kernels for the CPU it finds
+(its "CPU capability": every gradient changes between AVX2 and AVX-512), MKL picks a GEMM code
+branch for the CPU (and for the thread count), and oneDNN picks kernels by ISA. The same command
+therefore gave different weights and a different BLEU on an AMD EPYC and on an Intel Xeon.
+
+``portable`` (the default) pins each of those choices to a branch every x86-64 CPU with AVX2 runs
+the same way, Intel or AMD: ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` and MKL's
+conditional numerical reproducibility on its ``COMPATIBLE`` branch (``MKL_CBWR``; MKL documents
+its ISA branches, ``AVX2`` included, for Intel processors only and silently falls back to native
+dispatch elsewhere), with float32 and deterministic algorithms. The libraries read these variables
+at their first tensor operation, not at ``import torch``, so :func:`apply_numerics` runs at the top
+of every torch stage, before any tensor exists, and then checks that ATen really uses the pinned
+capability (a stage that computed something earlier would otherwise silently run native).
+
+``fast`` leaves every library on its native branch (AVX-512, AMX, bf16): quicker on a recent CPU,
+bit-identical only on the same CPU model at the same thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from s2s.common.io import InputError
+
+MODES = ("portable", "fast")
+
+# the environment that pins each library's kernel choice to the AVX2 branch
+PORTABLE_ENV: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+# the variables whose values belong in a run's provenance (whatever the mode)
+PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def apply_numerics(mode: str, threads: int | None = None) -> None:
+    """Pin (``portable``) or leave (``fast``) the kernel choices; call before the first tensor op.
+
+    ``threads``: the intra-op thread count (``None``: the library default, i.e. ``OMP_NUM_THREADS``
+    or the number of cores). Raises :class:`InputError` for an unknown mode, a CPU without AVX2,
+    or a process that already ran a tensor operation on another capability.
+    """
+    if mode not in MODES:
+        raise InputError(f"numerics.mode={mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "portable":
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            raise InputError(
+                f"numerics.mode=portable pins x86-64 kernels; this is a {platform.machine()} machine "
+                "(use numerics=fast: results are then reproducible on this CPU model only)"
+            )
+        os.environ.update(PORTABLE_ENV)
+    import torch
+
+    if mode == "portable":
+        used = torch.backends.cpu.get_cpu_capability()
+        if used != "AVX2":
+            raise InputError(
+                f"numerics.mode=portable: ATen runs the {used} kernels, not AVX2 "
+                "(the CPU lacks AVX2, or a tensor operation ran before the numerics were applied)"
+            )
+        torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+
+
+def apply_from_config(cfg: Mapping[str, Any]) -> None:
+    """:func:`apply_numerics` with the ``numerics`` section of a stage's composed config."""
+    numerics = cfg.get("numerics") or {}
+    apply_numerics(str(numerics.get("mode", "portable")), numerics.get("threads"))
+
+
+def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]:
+    """Where a figure came from: CPU, kernels in use, library versions, threads, precision, mode.
+
+    Written beside every metric (reports, MLflow tags, DVCLive) so that two figures produced under
+    different numerics can be told apart before they are compared.
+    """
+    import torch
+
+    versions = torch.__config__.show()
+    return {
+        "numerics": mode,
+        "device": device,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "machine": platform.machine(),
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "precision": str(precision),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "torch": str(torch.__version__),
+        "mkl": _version_line(versions, "Math Kernel Library Version "),
+        "onednn": _version_line(versions, "MKL-DNN v"),
+        "python": sys.version.split()[0],
+        "env": {key: os.environ[key] for key in PROVENANCE_ENV if key in os.environ},
+    }
+
+
+# the CPU features that decide which kernels the libraries would pick natively
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """Which of :data:`ISA_FLAGS` this CPU has (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version_line(text: str, marker: str) -> str | None:
+    """The first word after ``marker`` in ``torch.__config__.show()`` (a library's version)."""
+    for line in text.splitlines():
+        if marker in line:
+            return line.split(marker, 1)[1].split()[0]
+    return None
+
+
+def stage_provenance(cfg: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """:func:`provenance` of a ``train`` or ``evaluate`` stage, from its composed config."""
+    numerics = cfg.get("numerics") or {}
+    if stage == "train":
+        precision, device = cfg["trainer"]["precision"], cfg["trainer"]["accelerator"]
+    else:
+        precision, device = cfg["decode"].get("precision", "auto"), cfg["decode"].get("device", "auto")
+    return provenance(str(numerics.get("mode", "portable")), str(precision), str(device))
+
+
+def provenance_tags(prov: Mapping[str, Any]) -> dict[str, str]:
+    """``prov`` as flat MLflow tags (``provenance.cpu``, ``provenance.env.MKL_CBWR``...)."""
+    tags: dict[str, str] = {}
+    for key, value in prov.items():
+        if isinstance(value, Mapping):
+            tags.update({f"provenance.{key}.{k}": str(v) for k, v in value.items()})
+        else:
+            tags[f"provenance.{key}"] = str(value)
+    return tags

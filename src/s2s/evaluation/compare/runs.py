@@ -1,0 +1,352 @@
+"""Compare trained systems: scores with confidence intervals, seeds, paired significance.
+
+A *system* is one recipe; it has one or more *runs* (the same recipe trained with different
+seeds).  Every run is read through :class:`RunFiles` (a folder, a DVC experiment, an MLflow
+run), and :func:`test_sets_from_reports` is the one function that knows the evaluate stage's
+file layout (``reports/eval/``: metrics.json naming the test sets, translations/<set>.tsv).
+
+All statistics are sacreBLEU's own (``sacrebleu.significance.PairedTest``, the code behind
+``sacrebleu --paired-bs`` / ``--paired-ar``), with the metrics configured as ``s2s.evaluation.metrics``
+scores them (cased, detokenized BLEU and chrF on raw references, every reference stream of a
+test set that has several):
+
+- per run: the score and its 95% confidence interval from bootstrap resampling;
+- per system: mean and standard deviation over its runs (seeds);
+- against the baseline: paired bootstrap resampling and approximate randomization p-values for
+  every pair (system run, baseline run).  Seeds of two systems are unrelated, so no pairing is
+  privileged: the summary p-value is the largest over all pairs, and a difference is called
+  significant only when every pair is (a conservative rule; all pairs are in the JSON report).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from s2s.common.io import InputError
+
+METRICS = ("bleu", "chrf")
+EVAL_METRICS = "reports/eval/metrics.json"
+EVAL_TRANSLATIONS = "reports/eval/translations/{}.tsv"
+EVAL_REPORT = "reports/eval/report.json"  # signatures and the run's provenance (s2s.common.numerics)
+OLD_TRANSLATIONS = "reports/translations.tsv"  # before reports/eval/: one file, one test set
+OLD_METRICS = "reports/metrics.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading runs
+
+
+class RunFiles(Protocol):
+    """Read access to one run's project-relative files (``reports/eval/metrics.json``, ...)."""
+
+    label: str
+
+    @property
+    def identity(self) -> str:
+        """What makes two specs the same run (a resolved folder, a commit, a run id)."""
+
+    def read_text(self, relpath: str) -> str | None:
+        """The file's text, or None when the run has no such file."""
+
+
+@dataclass
+class FolderRun:
+    """A run folder: a project checkout or a Hydra multirun job folder holding ``reports/``.
+
+    Its ``reports/`` or ``models/`` subfolder is accepted too (the run is the folder above).
+    """
+
+    root: Path
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise InputError(
+                f"{self.root}: folder not found (a run folder; use dvc:NAME for a DVC experiment, "
+                "mlflow:RUN_ID for an MLflow run)"
+            )
+        self.label = self.label or str(self.root)
+        self.base = next(
+            (b for b in (self.root, self.root.parent) for f in (EVAL_METRICS, OLD_TRANSLATIONS) if (b / f).is_file()),
+            self.root,
+        )
+
+    @property
+    def identity(self) -> str:
+        return str(self.base.resolve())
+
+    def read_text(self, relpath: str) -> str | None:
+        path = self.base / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+@dataclass
+class DvcExperimentRun:
+    """A DVC experiment (or any Git revision) of the project: its committed reports.
+
+    ``reports/eval/`` is an uncached DVC output, so it is in the experiment's Git commit; DVC
+    resolves experiment names to that commit.
+    """
+
+    name: str
+    repo: str = "."
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        import dvc.api
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+        from dvc.scm import resolve_rev
+
+        self.label = self.label or f"dvc:{self.name}"
+        try:
+            with Repo(self.repo) as repo:
+                self.commit = resolve_rev(repo.scm, self.name)
+        except DvcException as err:
+            raise InputError(f"dvc:{self.name}: no such DVC experiment or Git revision in {self.repo} ({err})") from err
+        self._fs = dvc.api.DVCFileSystem(self.repo, rev=self.commit)
+
+    @property
+    def identity(self) -> str:
+        return f"dvc:{Path(self.repo).resolve()}@{self.commit}"
+
+    def read_text(self, relpath: str) -> str | None:
+        if not self._fs.isfile(relpath):
+            return None
+        return self._fs.read_text(relpath, encoding="utf-8")
+
+
+@dataclass
+class MlflowRun:
+    """An MLflow run: the evaluate stage logs ``reports/eval/*`` under the artifact path ``eval/``,
+    in a child run nested under the training run (or in the given run itself)."""
+
+    run_id: str
+    tracking_uri: str
+    download_dir: Path
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or f"mlflow:{self.run_id}"
+
+    @property
+    def identity(self) -> str:
+        return f"mlflow:{self.tracking_uri}#{self.run_id}"
+
+    def read_text(self, relpath: str) -> str | None:
+        from s2s.tracking import mlflow_store as tracking
+
+        # reports/eval/x -> eval/x; the old layout logged reports/<file> as eval/<file>
+        new_layout = relpath.startswith("reports/eval/")
+        artifact = relpath.removeprefix("reports/") if new_layout else "eval/" + Path(relpath).name
+        path = tracking.download_artifact(
+            self.tracking_uri, self.run_id, artifact, self.download_dir / self.run_id
+        )
+        return path.read_text(encoding="utf-8") if path is not None else None
+
+
+def open_run(spec: str, tracking_uri: str, download_dir: Path, repo: str = ".") -> RunFiles:
+    """``dvc:NAME`` (DVC experiment or Git revision), ``mlflow:RUN_ID``, or a folder path."""
+    if spec.startswith("dvc:"):
+        return DvcExperimentRun(spec[4:], repo)
+    if spec.startswith("mlflow:"):
+        return MlflowRun(spec[7:], tracking_uri, download_dir)
+    return FolderRun(Path(spec))
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluate stage's file layout (the one place that knows it)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One test set in one direction, as one run decoded it: ``references`` holds one or more
+    reference streams, each aligned with ``sources`` (sacreBLEU scores against all of them)."""
+
+    sources: tuple[str, ...]
+    references: tuple[tuple[str, ...], ...]
+    hypotheses: tuple[str, ...]
+
+
+def _read_json(run: RunFiles, relpath: str) -> dict[str, Any] | None:
+    text = run.read_text(relpath)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{run.label}: {relpath} is not valid JSON ({err})") from err
+
+
+def _parse_translations(text: str, where: str, default_name: str) -> dict[str, TestSet]:
+    """``{"<test set> <direction>": TestSet}`` from one translations TSV: columns direction, source,
+    reference, hypothesis, then reference_2... (a row may stop early, like evaluate's writer does
+    for a sentence with fewer references; every sentence is scored against the common number)."""
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
+    if not rows:
+        raise InputError(f"{where} is empty")
+    header = rows[0]
+    needed = ("direction", "source", "reference", "hypothesis")
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise InputError(f"{where}, line 1: missing column(s) {', '.join(missing)} (header {header})")
+    col = {name: header.index(name) for name in header}
+    ref_cols = [col["reference"]] + [col[c] for c in header if c.startswith("reference_")]
+    fixed = max(col[c] for c in (*needed, "testset") if c in col) + 1
+    groups: dict[str, tuple[list[str], list[list[str]], list[str]]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not fixed <= len(row) <= len(header):
+            raise InputError(f"{where}, line {number}: {len(row)} fields, expected {len(header)}")
+        name = row[col["testset"]] if "testset" in col else default_name
+        src, refs, hyp = groups.setdefault(f"{name} {row[col['direction']]}", ([], [], []))
+        src.append(row[col["source"]])
+        refs.append([row[c] for c in ref_cols if c < len(row)])
+        hyp.append(row[col["hypothesis"]])
+    if not groups:
+        raise InputError(f"{where} has no translations")
+    out = {}
+    for key, (s, refs, h) in groups.items():
+        n_refs = min(len(r) for r in refs)
+        out[key] = TestSet(tuple(s), tuple(tuple(r[k] for r in refs) for k in range(n_refs)), tuple(h))
+    return out
+
+
+def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
+    """``{"<test set> <direction>": TestSet}`` from what the evaluate stage wrote, primary first.
+
+    ``reports/eval/metrics.json`` names the test sets (its ``test_sets`` keys); each one's
+    sentences are in ``reports/eval/translations/<test set>.tsv``.  A run evaluated before that
+    layout (one ``reports/translations.tsv``, its set named by ``reports/metrics.json``'s "split")
+    is read too.  Adapt this function alone when evaluate writes its test sets elsewhere.
+    """
+    metrics = _read_json(run, EVAL_METRICS)
+    names = (metrics or {}).get("test_sets")
+    if not isinstance(names, dict) or not names:  # absent, or an older evaluation (MLflow: same eval/metrics.json)
+        text = run.read_text(OLD_TRANSLATIONS)
+        if text is None:
+            problem = "not found (run the evaluate stage first)" if metrics is None else "lists no test_sets"
+            raise InputError(f"{run.label}: {EVAL_METRICS} {problem}")
+        name = (_read_json(run, OLD_METRICS) or {}).get("split") or "test"
+        return _parse_translations(text, f"{run.label}: {OLD_TRANSLATIONS}", name)
+    out: dict[str, TestSet] = {}
+    for name in names:
+        relpath = EVAL_TRANSLATIONS.format(name)
+        text = run.read_text(relpath)
+        if text is None:
+            raise InputError(f"{run.label}: {relpath} not found ({EVAL_METRICS} lists test set {name})")
+        out.update(_parse_translations(text, f"{run.label}: {relpath}", name))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Systems and their runs
+
+
+@dataclass
+class Run:
+    label: str
+    test_sets: dict[str, TestSet]
+    provenance: dict[str, Any] | None = None
+
+
+@dataclass
+class System:
+    name: str
+    runs: list[Run]
+
+
+def parse_system_option(value: str) -> tuple[str, list[str]]:
+    """``NAME=SPEC[,SPEC...]`` -> (NAME, [SPEC, ...]); one SPEC per seed."""
+    name, sep, specs = value.partition("=")
+    items = [s.strip() for s in specs.split(",") if s.strip()]
+    if not sep or not name.strip() or not items:
+        raise InputError(f"--system {value}: expected NAME=RUN[,RUN...] (a folder, dvc:EXP or mlflow:RUN_ID)")
+    return name.strip(), items
+
+
+def load_systems(
+    options: Sequence[tuple[str, Sequence[str]]], opener: Callable[[str], RunFiles]
+) -> list[System]:
+    names = [n for n, _ in options]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"--system {dupes[0]}: the same system name is given twice")
+    systems = []
+    for name, specs in options:
+        runs = []
+        seen: dict[str, str] = {}
+        for spec in specs:
+            files = opener(spec)
+            if files.identity in seen:  # one run counted as two seeds: a spread of 0 that means nothing
+                raise InputError(
+                    f"--system {name}: {spec} is given twice in system {name} (as {seen[files.identity]}); "
+                    "each RUN of a system must be another seed"
+                )
+            seen[files.identity] = spec
+            provenance = (_read_json(files, EVAL_REPORT) or {}).get("provenance")
+            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files), provenance))
+        systems.append(System(name, runs))
+    return systems
+
+
+# what decides the bits in every mode, and what decides them only outside portable numerics
+_ALWAYS = ("numerics", "torch", "mkl", "onednn", "precision")
+_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device")
+
+
+def provenance_warnings(systems: Sequence[System]) -> list[str]:
+    """One line per provenance field in which the compared runs differ, where that may move scores.
+
+    Portable numerics give the same bits on any x86-64 CPU at the same library versions, so there
+    a CPU difference is harmless; otherwise a difference between systems may be the hardware's.
+    """
+    runs = [r for s in systems for r in s.runs]
+    known = [r for r in runs if r.provenance]
+    lines = [f"{r.label}: no provenance (reports/eval/report.json from an older evaluate)" for r in runs
+             if not r.provenance]
+    portable = all(r.provenance.get("numerics") == "portable" for r in known)
+    for key in _ALWAYS + (() if portable else _UNLESS_PORTABLE):
+        values = {str(r.provenance.get(key)): r.label for r in known}
+        if len(values) > 1:
+            seen = "; ".join(f"{v} ({label})" for v, label in values.items())
+            lines.append(f"runs differ in {key}: {seen}: a score difference may come from this, not from the system")
+    return lines
+
+
+def common_test_sets(systems: Sequence[System]) -> tuple[list[str], list[str]]:
+    """Test sets every run has (baseline order) and those skipped; fail on differing sentences."""
+    runs = [run for system in systems for run in system.runs]
+    first = runs[0]
+    keys = [k for k in first.test_sets if all(k in r.test_sets for r in runs)]
+    skipped = sorted({k for r in runs for k in r.test_sets} - set(keys))
+    if not keys:
+        listing = "; ".join(f"{r.label}: {sorted(r.test_sets)}" for r in runs)
+        raise InputError(f"the systems share no test set ({listing})")
+    for key in keys:
+        ref = first.test_sets[key]
+        for run in runs[1:]:
+            other = run.test_sets[key]
+            if len(other.sources) != len(ref.sources):
+                raise InputError(
+                    f"{run.label}: test set {key} has {len(other.sources)} sentences, "
+                    f"{first.label} has {len(ref.sources)}: not the same test sentences"
+                )
+            if len(other.references) != len(ref.references):
+                raise InputError(
+                    f"{run.label}: test set {key} has {len(other.references)} reference(s) per sentence, "
+                    f"{first.label} has {len(ref.references)}: not the same test sentences"
+                )
+            mine, theirs = zip(ref.sources, *ref.references), zip(other.sources, *other.references)
+            for i, (a, b) in enumerate(zip(mine, theirs)):
+                if a != b:
+                    raise InputError(
+                        f"{run.label}: test set {key}, sentence {i + 1} differs from {first.label}: "
+                        "not the same test sentences"
+                    )
+    return keys, skipped

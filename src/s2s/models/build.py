@@ -1,0 +1,67 @@
+"""Assemble a :class:`~s2s.models.seq2seq.Seq2Seq` from a ``model`` config.
+
+The config names each piece by ``_target_`` (encoder, attention, decoder), so a new piece is a new
+class plus a YAML file; this module supplies only what the pieces cannot know alone: the
+vocabulary size, the shared embedding table and the sizes that connect them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from s2s.models.seq2seq import Seq2Seq
+from s2s.tokens import PAD_ID
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+
+
+def build_model(model_cfg: Mapping[str, Any], vocab_size: int) -> Seq2Seq:
+    cfg = _plain(model_cfg)
+    emb_size = cfg["emb_size"]
+    src_embed = nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
+    # With a joint vocabulary, sharing one table between encoder and decoder halves the embeddings.
+    tgt_embed = (
+        src_embed
+        if cfg.get("share_embeddings", False)
+        else nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
+    )
+    encoder = instantiate(cfg["encoder"], embedding=src_embed)
+    dec_cfg = cfg["decoder"]
+    attention = None
+    if (cfg.get("attention") or {}).get("_target_"):
+        attention = instantiate(
+            cfg["attention"], query_size=dec_cfg["hidden_size"], memory_size=encoder.output_size
+        )
+    decoder = instantiate(
+        dec_cfg,
+        embedding=tgt_embed,
+        encoder_size=encoder.output_size,
+        attention=attention,
+        tie_output=cfg.get("tie_output", False),
+    )
+    model = Seq2Seq(encoder, decoder, pad_id=PAD_ID)
+    init_weights(model, cfg.get("init_scale", 0.1))
+    return model
+
+
+def init_weights(model: nn.Module, scale: float) -> None:
+    """Uniform init in [-scale, scale] for all weights, zero biases, zero padding embedding."""
+    for name, param in model.named_parameters():
+        if "bias" in name:
+            nn.init.zeros_(param)
+        else:
+            nn.init.uniform_(param, -scale, scale)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            module.weight.data[module.padding_idx].zero_()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

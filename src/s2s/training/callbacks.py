@@ -1,0 +1,200 @@
+"""Training callbacks: one console line per epoch, save-and-exit on a signal, step-boundary checkpoints,
+our stamp in every checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from s2s.training.resume import CKPT_KEY
+
+log = logging.getLogger(__name__)
+train_log = logging.getLogger("train")  # the train stage's console and log file
+
+
+class TrainingInterrupted(SystemExit):
+    """Training stopped by a signal after saving ``last.ckpt``; the process exits 128 + signal number.
+
+    A ``SystemExit`` so that nothing reports it as success (exit code 143 for SIGTERM, 138 for
+    SIGUSR1, 130 for SIGINT): ``train && evaluate``, DVC and schedulers see a failed, resumable stage.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class SaveOnSignal(Callback):
+    """On SIGTERM, SIGUSR1 (a preempted SLURM job's warning) or SIGINT (Ctrl-C) save ``last.ckpt`` and
+    stop with exit code 128 + the signal number (143, 138, 130).
+
+    Our handler only records the signal; the decision is taken at the end of a batch that completed
+    an optimizer step (with ``trainer.accumulate_grad_batches`` > 1 the batches of an unfinished
+    window have gradients that no checkpoint holds, so saving there would lose them), agreed by
+    every rank (a signal may reach one process only), so the checkpoint is written collectively and
+    the next run of the same command resumes exactly there. The handlers are installed when
+    training starts, replacing the SIGTERM handler Lightning registers for ``fit`` (it would stop
+    mid-window); Lightning restores the previous handlers when ``fit`` ends. A SIGTERM before the
+    first batch (during the sanity check) is still Lightning's: that path saves in
+    :meth:`on_exception`.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self, ckpt_dir: Path):
+        self.path = ckpt_dir / "last.ckpt"
+        self.received: int | None = None
+        self._saved = False
+        self._step_at_batch_start = -1
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning's own registration (it runs between setup and the fit loop)
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                signal.signal(sig, self._handler)
+
+    def _save_and_stop(self, trainer: pl.Trainer, signum: int) -> None:
+        if not self._saved:
+            self._saved = True
+            trainer.save_checkpoint(self.path)
+            log.warning(
+                "interrupted by %s at step %d: saved %s; rerun the same command to resume",
+                signal.Signals(signum).name,
+                trainer.global_step,
+                self.path,
+            )
+        raise TrainingInterrupted(signum)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_at_batch_start = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        signum = self.received or 0
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(signum), device=pl_module.device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        # the same global step on every rank, so every rank takes the same decision
+        if signum and trainer.global_step != self._step_at_batch_start:
+            self._save_and_stop(trainer, signum)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and not self._saved:
+            self._saved = True
+            trainer.save_checkpoint(self.path)
+            log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
+
+
+class StepBoundaryCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
+    a batch that completed an optimizer step.
+
+    Lightning's own check is ``global_step % n == 0``, which also holds during the batches of the
+    next accumulation window (after a resume it saves there: its last saved step is not restored);
+    such a checkpoint counts those batches as consumed while their gradients are lost.
+    """
+
+    _step_at_batch_start = -1
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_at_batch_start = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step != self._step_at_batch_start:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+class StampCheckpoints(Callback):
+    """Writes the run's fingerprint and vocabulary hash into every checkpoint.
+
+    Resume and export check it, so a checkpoint of another configuration (another process in the
+    same folder, a stale file) is never resumed or exported under this run's config.
+    """
+
+    def __init__(self, fingerprint: str, spm_sha256: str):
+        self.stamp = {"fingerprint": fingerprint, "spm_sha256": spm_sha256}
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CKPT_KEY] = dict(self.stamp)
+
+
+def _duration(seconds: float) -> str:
+    """``17m02s``, ``1h05m``: short enough for a log line, exact enough to plan by."""
+    seconds = max(0, round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class EpochReport(Callback):
+    """One line per epoch on the ``train`` logger (rank 0), so a long run says where it is.
+
+    ``epoch 3/13 step 1362 train loss 2.913 val loss 2.701 BLEU 31.42 1,712 tok/s elapsed 17m02s
+    remaining 56m50s``: the epoch's mean training loss, the latest validation, the mean training
+    throughput in target tokens per second (all ranks), and the remaining time estimated from this
+    process's steps per second over the steps left (``trainer.estimated_stepping_batches``).
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._start_step = 0
+        self._tps: list[float] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._start_step = time.perf_counter(), trainer.global_step
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._tps = []
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        value = trainer.callback_metrics.get("tokens_per_sec")
+        if value is not None and trainer.is_global_zero:
+            self._tps.append(float(value))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or self._start is None:
+            return
+        train_log.info("%s", self.line(trainer))
+
+    def line(self, trainer: pl.Trainer) -> str:
+        metrics = trainer.callback_metrics
+        step, epochs = trainer.global_step, trainer.max_epochs
+        parts = [f"epoch {trainer.current_epoch + 1}" + (f"/{epochs}" if epochs and epochs > 0 else "")]
+        parts.append(f"step {step}")
+        for key, label, digits in (
+            ("train_loss_epoch", "train loss", 3),
+            ("val_loss", "val loss", 3),
+            ("val_bleu", "BLEU", 2),
+        ):
+            if key in metrics:
+                parts.append(f"{label} {float(metrics[key]):.{digits}f}")
+        if self._tps:
+            parts.append(f"{sum(self._tps) / len(self._tps):,.0f} tok/s")
+        elapsed = time.perf_counter() - (self._start or time.perf_counter())
+        parts.append(f"elapsed {_duration(elapsed)}")
+        done, total = step - self._start_step, trainer.estimated_stepping_batches
+        if done > 0 and total != float("inf"):
+            parts.append(f"remaining {_duration(elapsed / done * max(0, int(total) - step))}")
+        return " ".join(parts)

@@ -1,0 +1,117 @@
+"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, the MLflow Model.
+
+Every checkpoint exported is first checked to carry this run's fingerprint, so weights of another
+configuration are never published under this run's config. ``run.json`` describes exactly what
+was exported: averaged weights were never validated, so their ``val_bleu`` is null.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from s2s.common.io import InputError, write_json_atomic
+from s2s.models.build import count_parameters
+from s2s.models.model_file import save_model_file
+from s2s.tracking import mlflow_store as tracking
+from s2s.training.checkpoint_files import average_state_dicts, lightning_model_state
+from s2s.training.resume import CKPT_KEY
+
+
+def check_own_checkpoint(path: str | Path, fp: str) -> None:
+    """Refuse a checkpoint that another configuration wrote (e.g. a second run in the same folder)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    own = ckpt.get(CKPT_KEY, {}).get("fingerprint")
+    if own != fp:
+        raise InputError(
+            f"{path} was written by another configuration (fingerprint {own}, this run {fp}); not exported"
+        )
+
+
+def choose_weights(
+    cfg: DictConfig, best: ModelCheckpoint, task: pl.LightningModule, fp: str
+) -> tuple[dict[str, torch.Tensor], str, float | None]:
+    """(weights, source, val_bleu of exactly those weights or None when they were never validated)."""
+    t = cfg.train
+    if t.average_last > 1:
+        epoch_ckpts = sorted(Path(cfg.paths.checkpoint_dir).glob("epoch*.ckpt"), key=os.path.getmtime)[
+            -t.average_last :
+        ]
+        for p in epoch_ckpts:
+            check_own_checkpoint(p, fp)
+        names = ", ".join(p.name for p in epoch_ckpts)
+        return average_state_dicts(epoch_ckpts), f"average of {len(epoch_ckpts)}: {names}", None
+    if best.best_model_path:
+        check_own_checkpoint(best.best_model_path, fp)
+        score = float(best.best_model_score) if best.best_model_score is not None else None
+        return lightning_model_state(best.best_model_path), Path(best.best_model_path).name, score
+    return task.model.state_dict(), "final weights", None
+
+
+def export(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    best: ModelCheckpoint,
+    vocab_size: int,
+    task: pl.LightningModule,
+    logger: Any,
+    fp: str,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
+    link to the MLflow run in ``reports/train_run.json`` (not cached)."""
+    model_dir = Path(cfg.paths.model_dir)
+    state, source, val_bleu = choose_weights(cfg, best, task, fp)
+    meta = {
+        "source": source,
+        "val_bleu": val_bleu,
+        "best_checkpoint_val_bleu": float(best.best_model_score) if best.best_model_score is not None else None,
+        "global_step": trainer.global_step,
+        "parameters": count_parameters(task.model),
+    }
+    save_model_file(
+        model_dir / "model.pt",
+        state,
+        OmegaConf.to_container(cfg.model, resolve=True),
+        vocab_size,
+        Path(cfg.paths.prepared_dir) / "spm.model",
+        meta,
+    )
+    run_id = logger.run_id if logger else None
+    uri = logger.tracking_uri if logger else None
+    run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
+    if provenance:  # the machine that trained: in the uncached link only (the model's bytes stay machine-free)
+        run_info["provenance"] = provenance
+    write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
+    tracking.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
+    if logger:
+        resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
+        resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        logger.log_artifacts([(resolved, None)])
+        if cfg.logger.get("log_model", True):
+            run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
+    return run_info
+
+
+def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) -> dict[str, Any]:
+    """The exported model as an MLflow Model in the run (``runs:/<id>/model``), registered under
+    ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version."""
+    translate_cfg = Path(__file__).resolve().parents[3] / "conf" / "translate.yaml"
+    max_src_pieces = OmegaConf.load(translate_cfg).translate.max_src_pieces if translate_cfg.is_file() else None
+    reverse = cfg.preprocess.get("reverse", False)
+    return tracking.log_translator(
+        model_file,
+        Path(cfg.paths.prepared_dir) / "spm.model",
+        OmegaConf.to_container(cfg.decode, resolve=True),
+        cfg.data.tgt_lang if reverse else None,
+        max_src_pieces,
+        cfg.logger.get("registered_model_name"),
+        cfg.logger.get("registered_model_alias"),
+        val_bleu,
+    )

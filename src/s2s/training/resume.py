@@ -1,0 +1,292 @@
+"""Resume policy: which checkpoint (if any) a training run continues from.
+
+A run resumes only from an unfinished run whose result-determining configuration (the
+*fingerprint*) is the same and which ran on the same number of processes (the sampler's position
+is counted per process, so another world size would replay or skip batches). A finished run of the
+same configuration is reused: restored and exported again, without training. Anything else starts
+fresh; a resumable checkpoint of another configuration is moved aside, never deleted, and a
+finished run's files are set aside (:data:`PREVIOUS`) until the new run has written its first
+checkpoint, so a run that fails before that (missing data, a NaN loss, a full disk) leaves them.
+
+Only the global-rank-0 process changes the checkpoint folder; the other ranks only read it, and
+they reach the same decision from the same files whether they read before or after rank 0 moved
+the old checkpoints aside (see :func:`decide`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from s2s.common.io import InputError, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "COMPLETE"
+STAMP = "fingerprint.json"
+PREVIOUS = ".previous-run"  # a finished run's files, until the next run's first checkpoint is written
+CKPT_KEY = "s2s"  # our entry in every Lightning checkpoint: {"fingerprint": ..., "spm_sha256": ...}
+
+# what decides the trained weights; everything else (paths, logger, progress bar, log interval,
+# the corpus mirror and its timeout, decoding and evaluation settings) may change on resume
+_TRAINER_KEYS = (
+    "precision",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "accumulate_grad_batches",
+    "max_epochs",
+    "max_steps",
+    "max_time",
+    "val_check_interval",
+    "check_val_every_n_epoch",
+    "limit_train_batches",
+    "limit_val_batches",
+    "deterministic",
+)
+_IRRELEVANT = {
+    "data": ("mirror", "timeout_s", "source_url"),
+    "train": ("num_workers", "resume", "validate_only", "save_every_n_steps"),
+}
+# where a source's files are fetched from; they are verified against the source's sha256 list
+_SOURCE_LOCATION = ("mirror", "mirror_name")
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+
+
+def relevant_config(cfg: DictConfig) -> dict[str, Any]:
+    """The part of the composed config that determines the training result (the world size aside)."""
+    out: dict[str, Any] = {"seed": cfg.seed}
+    for section in ("data", "preprocess", "model", "optim", "train"):
+        values = dict(_plain(cfg[section]))
+        for key in _IRRELEVANT.get(section, ()):
+            values.pop(key, None)
+        if section == "data" and isinstance(values.get("sources"), dict):
+            values["sources"] = {
+                name: {k: v for k, v in spec.items() if k not in _SOURCE_LOCATION} if isinstance(spec, dict) else spec
+                for name, spec in values["sources"].items()
+            }
+        out[section] = values
+    out["trainer"] = {k: _plain(cfg.trainer[k]) for k in _TRAINER_KEYS if k in cfg.trainer}
+    if "numerics" in cfg:  # portable and fast numerics give different weights: no resume across them
+        out["numerics"] = cfg.numerics.mode
+    return out
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    return hashlib.sha256(json.dumps(relevant_config(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> str:
+    """``model.emb_size 32 -> 64, ...``: what differs between two relevant configs."""
+    a, b = _flat(old), _flat(new)
+    diffs = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
+    return ", ".join(diffs[:limit]) + more
+
+
+@dataclass
+class Decision:
+    """Where to resume from (None: fresh), whether rank 0 must clear the folder first, and the
+    checkpoints found unusable (rank 0 moves them aside: a later save must not overwrite them)."""
+
+    resume_path: str | None
+    start_fresh: bool
+    reason: str
+    unusable: tuple[str, ...] = ()
+
+
+def read_stamp(ckpt_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((ckpt_dir / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def checkpoint_problem(path: Path, fp: str) -> str | None:
+    """Why ``path`` cannot be resumed from (unreadable, truncated, another config), or None."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read means "not resumable"
+        return f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty'})"
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        return "not a Lightning checkpoint"
+    own = ckpt.get(CKPT_KEY, {}).get("fingerprint")
+    if own is not None and own != fp:
+        return f"saved by another configuration ({own})"
+    return None
+
+
+def _candidates(ckpt_dir: Path) -> list[Path]:
+    """Resumable checkpoints, newest state first: last.ckpt, then the best and epoch checkpoints."""
+    others = sorted(
+        [p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"],
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    return [p for p in [ckpt_dir / "last.ckpt", *others] if p.is_file()]
+
+
+def decide(ckpt_dir: Path, fp: str, relevant: dict[str, Any], world_size: int, resume: str) -> Decision:
+    """The resume decision; reads the folder only (safe on every rank)."""
+    if resume not in ("auto", "never"):
+        if not Path(resume).is_file():
+            raise InputError(f"train.resume={resume}: checkpoint not found")
+        problem = checkpoint_problem(Path(resume), fp)
+        if problem and not problem.startswith("saved by another"):
+            raise InputError(f"train.resume={resume}: {problem}")
+        return Decision(resume, False, "explicit checkpoint")
+    if resume == "never":
+        return Decision(None, True, "train.resume=never")
+    stamp = read_stamp(ckpt_dir)
+    if not _candidates(ckpt_dir):
+        return Decision(None, True, "no checkpoint")
+    finished = (ckpt_dir / COMPLETE_MARKER).exists()
+    if stamp is None or stamp.get("fingerprint") != fp:
+        changes = config_changes(stamp.get("config", {}), relevant) if stamp else "no fingerprint"
+        return Decision(None, True, f"the configuration changed ({changes})")
+    if stamp.get("world_size") != world_size:
+        if finished:
+            return Decision(None, True, f"the finished run ran on {stamp.get('world_size')} processes")
+        raise InputError(
+            f"{ckpt_dir}/last.ckpt was saved by a run on {stamp.get('world_size')} processes but this run has "
+            f"{world_size} (trainer.devices x trainer.num_nodes): the data order would change; resume with the "
+            "same world size, or start fresh with train.resume=never"
+        )
+    unusable: list[str] = []
+    for path in _candidates(ckpt_dir):
+        problem = checkpoint_problem(path, fp)
+        if problem is None:
+            reason = (
+                "finished run of the same configuration: exported again without training"
+                if finished
+                else "unfinished run of the same configuration"
+            )
+            return Decision(str(path), False, reason, tuple(unusable))
+        log.warning("cannot resume from %s: %s; trying an older checkpoint", path, problem)
+        unusable.append(str(path))
+    log.warning("no readable checkpoint in %s: starting fresh", ckpt_dir)
+    return Decision(None, True, "every checkpoint unreadable")
+
+
+def move_aside(ckpt_dir: Path) -> Path | None:
+    """Move the folder's checkpoints to ``stale-<fingerprint>-<time>/`` beside them; returns where."""
+    files = _run_files(ckpt_dir)
+    if not files:
+        return None
+    old = (read_stamp(ckpt_dir) or {}).get("fingerprint", "unknown")
+    dest = ckpt_dir / f"stale-{old}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 0
+    while dest.exists():
+        n += 1
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{n}")
+    dest.mkdir()
+    for p in files:
+        p.rename(dest / p.name)
+    return dest
+
+
+def _run_files(ckpt_dir: Path) -> list[Path]:
+    """The folder's entries that belong to a run (not the lock, stale runs or a set-aside run)."""
+    return [p for p in ckpt_dir.iterdir() if not p.name.startswith(("stale-", ".lock", PREVIOUS))]
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def move_unusable(path: Path) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt-<n>`` (the first free n): kept, never overwritten."""
+    n = 1
+    while (dest := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    path.rename(dest)
+    return dest
+
+
+def retire_finished(ckpt_dir: Path) -> None:
+    """Set a finished run's files aside in ``PREVIOUS`` (the new run has not saved anything yet)."""
+    previous = ckpt_dir / PREVIOUS
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir()
+    for p in _run_files(ckpt_dir):
+        p.rename(previous / p.name)
+
+
+def discard_previous(ckpt_dir: Path) -> None:
+    """The new run saved its first checkpoint: the finished run set aside is retired for good."""
+    previous = Path(ckpt_dir) / PREVIOUS
+    if previous.exists():
+        shutil.rmtree(previous)
+
+
+def restore_previous(ckpt_dir: Path) -> bool:
+    """The new run failed before its first checkpoint: put the finished run's files back (True if any)."""
+    previous = Path(ckpt_dir) / PREVIOUS
+    if not previous.is_dir():
+        return False
+    for p in _run_files(ckpt_dir):  # the new run's stamp and run.json
+        _remove(p)
+    for p in previous.iterdir():
+        p.rename(ckpt_dir / p.name)
+    previous.rmdir()
+    log.warning("restored the finished run's checkpoints in %s", ckpt_dir)
+    return True
+
+
+def recover_previous(ckpt_dir: Path) -> None:
+    """Rank 0, before deciding: finish what a killed run left. Its set-aside finished run is put back
+    unless the killed run had already saved a checkpoint of its own."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / PREVIOUS).is_dir():
+        return
+    if any(ckpt_dir.glob("*.ckpt")):
+        discard_previous(ckpt_dir)
+    else:
+        restore_previous(ckpt_dir)
+
+
+def prepare_checkpoint_dir(
+    ckpt_dir: Path, decision: Decision, fp: str, relevant: dict[str, Any], world_size: int, is_global_zero: bool
+) -> None:
+    """Rank 0 only: set the old checkpoints aside and stamp the folder.
+
+    A finished run's files go to ``PREVIOUS`` (removed at the new run's first checkpoint, restored
+    if it fails before); an unfinished run's resumable checkpoints to ``stale-<fingerprint>-<time>/``;
+    unreadable checkpoints of the run being resumed to ``<name>.corrupt-<n>``.
+    """
+    if not is_global_zero:
+        return
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    for name in decision.unusable:
+        if Path(name).exists():
+            dest = move_unusable(Path(name))
+            log.warning("moved the unusable checkpoint %s aside to %s", name, dest)
+    if decision.start_fresh:
+        if (ckpt_dir / COMPLETE_MARKER).exists():
+            retire_finished(ckpt_dir)
+        elif _candidates(ckpt_dir):
+            dest = move_aside(ckpt_dir)
+            log.warning("starting fresh (%s): moved the resumable checkpoints aside to %s", decision.reason, dest)
+    write_json_atomic(ckpt_dir / STAMP, {"fingerprint": fp, "world_size": world_size, "config": relevant})

@@ -1,0 +1,268 @@
+"""The train stage's core: assemble data, task, callbacks and trainer; decide resume; train; export.
+
+Each concern lives in its own module: the resume policy in :mod:`s2s.training.resume`, the folder lock in
+:mod:`s2s.training.run_lock`, callbacks in :mod:`s2s.training.callbacks`, export in :mod:`s2s.training.export`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from s2s.common import numerics
+from s2s.common.io import InputError, sha256_file, write_json_atomic
+from s2s.data.datamodule import TranslationDataModule
+from s2s.inference.compilation import compile_decoder_step
+from s2s.models.build import count_parameters
+from s2s.models.model_file import check_state_dict
+from s2s.tracking import dvclive as dvc_report
+from s2s.tracking import mlflow_logger
+from s2s.tracking import mlflow_store as tracking
+from s2s.training import resume
+from s2s.training.callbacks import (
+    EpochReport,
+    SaveOnSignal,
+    StampCheckpoints,
+    StepBoundaryCheckpoint,
+    TrainingInterrupted,
+)
+from s2s.training.checkpoint_files import load_init_weights
+from s2s.training.export import export
+from s2s.training.lightning_checkpoint_io import AtomicCheckpointIO
+from s2s.training.run_lock import CheckpointLock, check_params_file
+from s2s.training.task import TranslationTask
+
+log = logging.getLogger(__name__)
+
+
+def plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+
+
+def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any], **defaults: Any) -> dict[str, Any]:
+    """``pytorch_lightning.Trainer``'s arguments: the stage's ``defaults``, then every ``trainer.*`` key.
+
+    A user's key always wins (``+trainer.use_distributed_sampler=true`` reaches the Trainer, it
+    never collides with a keyword of ours); Hydra ``_target_`` entries are instantiated, and the
+    user's callbacks and plugins are added to the stage's own, which training needs.
+    ``trainer.enable_progress_bar: null`` means Lightning's bar when stderr is a terminal (else
+    the one line per epoch of :class:`s2s.training.callbacks.EpochReport` is the console output).
+    """
+    from hydra.utils import instantiate
+
+    user = instantiate(plain(cfg.trainer), _convert_="all")
+    kwargs = {
+        "logger": False,  # the stage adds its own loggers (MLflow, DVCLive) once the run is known
+        "use_distributed_sampler": False,  # the token-batch sampler shards the data itself
+        **defaults,
+        **user,
+        "callbacks": [*callbacks, *_as_list(user.get("callbacks"))],
+        "plugins": [*plugins, *_as_list(user.get("plugins"))],
+    }
+    if kwargs.get("enable_progress_bar") is None:
+        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+    return kwargs
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+
+
+def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name: str | None = None) -> Any:
+    """Lightning's MLflow logger (rank-zero only), continuing ``run_id`` when resuming."""
+    return mlflow_logger.make_logger(cfg, run_id, tags, name) or False
+
+
+def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
+    t = cfg.train
+    # last.ckpt is refreshed every N steps and after every validation; both callbacks write the same file
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_bleu",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    periodic = StepBoundaryCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step}",
+        every_n_train_steps=t.save_every_n_steps,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    callbacks: list[Callback] = [
+        best,
+        periodic,
+        SaveOnSignal(ckpt_dir),
+        StampCheckpoints(fp, spm_sha),
+        EpochReport(),
+        dvc_report.TrainingSummary(),
+    ]
+    if t.average_last > 1:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="epoch{epoch}",
+                monitor="step",
+                mode="max",
+                save_top_k=t.average_last,
+                every_n_epochs=1,
+            )
+        )
+    if t.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping(monitor="val_bleu", mode="max", patience=t.early_stopping_patience, strict=False)
+        )
+    return best, callbacks
+
+
+def build_task(cfg: DictConfig) -> tuple[TranslationTask, TranslationDataModule]:
+    """The data and the LightningModule, starting from ``train.init_from`` weights if given."""
+    pl.seed_everything(cfg.seed, workers=True)
+    t = cfg.train
+    datamodule = TranslationDataModule(
+        cfg.paths.prepared_dir,
+        t.batch.max_tokens,
+        t.batch.max_sentences,
+        t.batch.eval_max_sentences,
+        cfg.seed,
+        t.num_workers,
+    )
+    task = TranslationTask(
+        model=plain(cfg.model),
+        optim=plain(cfg.optim),
+        vocab_size=len(datamodule.vocab),
+        label_smoothing=t.label_smoothing,
+        val_max_len_a=t.val_max_len_a,
+        val_max_len_b=t.val_max_len_b,
+    )
+    if t.get("init_from"):
+        # start fresh from these weights: new optimiser, schedule and step counter
+        state = load_init_weights(t.init_from, Path(cfg.paths.prepared_dir) / "spm.model")
+        check_state_dict(task.model, state, f"train.init_from={t.init_from}")
+        task.model.load_state_dict(state)
+    compile_decoder_step(task.model, t.get("compile", False), "train.compile")
+    return task, datamodule
+
+
+def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, export ``model.pt`` and ``run.json`` into ``paths.model_dir``; returns a summary.
+    ``run``: the MLflow run's ``name`` and extra ``tags`` (a sweep job's: parent run, overrides)."""
+    ckpt_dir = Path(cfg.paths.checkpoint_dir)
+    if cfg.logger.get("name", "mlflow") == "mlflow":
+        # an unreachable server or a corrupt, unwritable or locked SQLite store: one line, before any work
+        tracking.check_store(tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10))
+    if cfg.train.get("validate_only"):
+        return validate_only(cfg)
+    spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
+    if not spm_model.is_file():
+        raise InputError(f"{spm_model}: not found (run the preprocess stage first)")
+    fp, relevant = resume.fingerprint(cfg), resume.relevant_config(cfg)
+    best, callbacks = make_callbacks(cfg, ckpt_dir, fp, sha256_file(spm_model))
+    checkpoint_io = AtomicCheckpointIO(after_save=lambda _: resume.discard_previous(ckpt_dir))
+    trainer = pl.Trainer(**trainer_kwargs(cfg, callbacks, [checkpoint_io], default_root_dir=str(ckpt_dir)))
+    # the Trainer knows the global rank and world size from Lightning's cluster environment
+    # (SLURM, torchelastic, its own launcher), before any process group exists
+    world_size = trainer.num_nodes * trainer.num_devices
+    # one training per folder, checked first; the lock lives as long as this object
+    lock = CheckpointLock(ckpt_dir).acquire() if trainer.is_global_zero else None
+    try:
+        if lock is not None:
+            resume.recover_previous(ckpt_dir)  # what a killed run left set aside
+        task, datamodule = build_task(cfg)
+        try:
+            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size, run or {})
+        except BaseException:
+            # failed before its first checkpoint (missing data, NaN, tracking store, full disk):
+            # the finished run it was to replace is put back
+            if lock is not None:
+                resume.restore_previous(ckpt_dir)
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit_and_export(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    task: TranslationTask,
+    datamodule: TranslationDataModule,
+    best: ModelCheckpoint,
+    fp: str,
+    relevant: dict[str, Any],
+    world_size: int,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    paths, t = cfg.paths, cfg.train
+    ckpt_dir = Path(paths.checkpoint_dir)
+    decision = resume.decide(ckpt_dir, fp, relevant, world_size, str(t.resume))
+    resume.prepare_checkpoint_dir(ckpt_dir, decision, fp, relevant, world_size, trainer.is_global_zero)
+    if decision.resume_path and trainer.is_global_zero:
+        log.info("resuming from %s: %s", decision.resume_path, decision.reason)
+
+    run_file = ckpt_dir / "run.json"
+    run_id = None
+    if decision.resume_path and run_file.is_file():
+        run_id = json.loads(run_file.read_text()).get("run_id")
+    prov = numerics.stage_provenance(cfg, "train")
+    tags = {
+        **tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
+        **numerics.provenance_tags(prov),
+        **run.get("tags", {}),
+    }
+    logger = make_logger(cfg, run_id, tags, run.get("name"))
+    live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
+    if trainer.is_global_zero:
+        live.log_hyperparams({"provenance": prov})
+    trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
+    active = contextlib.nullcontext()
+    if trainer.is_global_zero and logger:
+        write_json_atomic(run_file, {"run_id": logger.run_id})
+        # the composed config once, flattened with dots (the task's own hparams are not logged)
+        logger.log_hyperparams({**tracking.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
+        active = tracking.active_run(logger.tracking_uri, logger.run_id, cfg.logger.get("log_system_metrics"))
+    with active:
+        if trainer.is_global_zero and logger:
+            tracking.log_datasets(paths.prepared_dir, cfg.data.name)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
+        except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
+            raise TrainingInterrupted(signal.SIGTERM) from err
+        check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
+        summary: dict[str, Any] = {}
+        if trainer.is_global_zero:
+            summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
+            (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
+    return summary
+
+
+def validate_only(cfg: DictConfig) -> dict[str, Any]:
+    """Decode the validation set with the given weights (train.init_from) on any number of ranks."""
+    if not cfg.train.get("init_from"):
+        raise InputError("train.validate_only=true needs train.init_from=<model.pt or .ckpt> (the weights to validate)")
+    task, datamodule = build_task(cfg)
+    trainer = pl.Trainer(
+        **trainer_kwargs(
+            cfg, [], [], enable_checkpointing=False, default_root_dir=str(cfg.paths.checkpoint_dir)
+        )
+    )
+    trainer.validate(task, datamodule=datamodule)
+    result = getattr(task, "last_validation", None)
+    if trainer.is_global_zero and result is not None:
+        result = {**result, "hypotheses": datamodule.vocab.decode(result["hypotheses"])}
+        write_json_atomic(Path(cfg.paths.reports_dir) / "validation.json", result)
+    return result or {}
