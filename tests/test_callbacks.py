@@ -41,17 +41,25 @@ def test_exit_code_is_128_plus_the_signal() -> None:
     assert TrainingInterrupted(signal.SIGUSR1).code == 128 + 10
 
 
-def test_a_signal_saves_last_ckpt_at_the_batch_end_and_stops(tmp_path: Path, handlers) -> None:
+def test_a_signal_saves_last_ckpt_at_the_next_optimizer_step_and_stops(tmp_path: Path, handlers) -> None:
     callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
-    callback.setup(trainer, None, "fit")
     module = SimpleNamespace(device="cpu")
-    callback.on_train_batch_end(trainer, module, None, None, 0)
+    callback.on_train_start(trainer, module)  # where the handlers are installed (Lightning's are replaced)
+
+    def batch(idx: int, steps: bool) -> None:
+        callback.on_train_batch_start(trainer, module, None, idx)
+        trainer.global_step += steps  # an accumulation window's first batch makes no optimizer step
+        callback.on_train_batch_end(trainer, module, None, None, idx)
+
+    batch(0, steps=True)
     assert trainer.saved == []  # no signal yet: training goes on
     os.kill(os.getpid(), signal.SIGUSR1)
     assert callback.received == signal.SIGUSR1  # the handler only records it
     assert trainer.saved == []
+    batch(1, steps=False)  # inside a window: its gradient would be lost, so no save yet
+    assert trainer.saved == []
     with pytest.raises(TrainingInterrupted) as stop:
-        callback.on_train_batch_end(trainer, module, None, None, 1)
+        batch(2, steps=True)
     assert stop.value.code == 128 + signal.SIGUSR1
     assert trainer.saved == [tmp_path / "last.ckpt"]
     # Lightning's own SIGTERM path afterwards does not save a second time

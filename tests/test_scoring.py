@@ -45,9 +45,9 @@ def test_misaligned_inputs_are_refused() -> None:
 
 def test_score_records_groups_by_direction_and_uses_the_common_reference_count() -> None:
     records = [
-        TestRecord("en-de", "s1", ("ein kleiner hund rennt schnell", "der kleine hund rennt schnell")),
-        TestRecord("en-de", "s2", ("eine katze schläft auf dem sofa",)),  # one reference: only stream 1 counts
-        TestRecord("de-en", "s3", (REF,)),
+        TestRecord("en", "de", "s1", ("ein kleiner hund rennt schnell", "der kleine hund rennt schnell")),
+        TestRecord("en", "de", "s2", ("eine katze schläft auf dem sofa",)),  # one reference: only stream 1 counts
+        TestRecord("de", "en", "s3", (REF,)),
     ]
     hyps = ["der kleine hund rennt schnell", "eine katze schläft auf dem sofa"]
     scores = score_records(records, [*hyps, "the cat sat on the mat"])
@@ -62,9 +62,9 @@ def test_score_records_groups_by_direction_and_uses_the_common_reference_count()
 
 def test_tokenized_bleu_only_where_every_sentence_has_a_tokenized_reference() -> None:
     dog = "a dog runs in the park"
-    both = [TestRecord("de-en", "s", (REF,), (REF,)), TestRecord("de-en", "t", (dog,), (dog,))]
+    both = [TestRecord("de", "en", "s", (REF,), (REF,)), TestRecord("de", "en", "t", (dog,), (dog,))]
     scores = score_records(both, ["The cat sat on a mat", "A dog runs in the park"])["de-en"]
     assert scores["bleu_tok"] == 100.0  # lowercased and tokenized, the hypotheses equal the references
     assert scores["bleu"] < 100  # the cased primary score sees the capitals
-    mixed = [both[0], TestRecord("de-en", "t", (dog,))]
+    mixed = [both[0], TestRecord("de", "en", "t", (dog,))]
     assert "bleu_tok" not in score_records(mixed, ["The cat sat on a mat", "A dog runs in the park"])["de-en"]

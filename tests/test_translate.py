@@ -118,7 +118,7 @@ def test_exported_model_reproduces_the_training_validation(trained: tuple[Path, 
         "evaluate.heatmaps=0",
     )
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert metrics["split"] == "val"
+    assert json.loads((reports / "eval/report.json").read_text())["split"] == "val"
     assert metrics["bleu"] == pytest.approx(run["val_bleu"], abs=0.005)
     # and the same hypotheses as a validation pass with the exported weights
     run_script(

@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from s2s.training.run_lock import CheckpointLock, check_params_file
 from s2s.training.task import TranslationTask
 
 log = logging.getLogger(__name__)
+# Lightning 2.6's own pytree helper calls an API torch 2.13 deprecated: nothing a user can act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def plain(cfg: Any) -> Any:
@@ -224,7 +227,8 @@ def _fit_and_export(
         **numerics.provenance_tags(prov),
         **run.get("tags", {}),
     }
-    logger = make_logger(cfg, run_id, tags, run.get("name"))
+    # rank 0 alone opens the MLflow run (another rank would create a run of its own)
+    logger = make_logger(cfg, run_id, tags, run.get("name")) if trainer.is_global_zero else False
     live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
     if trainer.is_global_zero:
         live.log_hyperparams({"provenance": prov})
