@@ -26,7 +26,7 @@ test: setup                 ## the whole test suite, two workers (8 min 21 s on 
 	python -m pytest -q -n 2 --dist loadfile
 
 verify: setup               ## rerun the tiny pipeline in portable numerics; matched / differs against reproducibility/
-	python src/verify.py
+	python src/verify.py $(VERIFY_FLAGS)
 
 lint: setup
 	ruff check src tests benchmarks

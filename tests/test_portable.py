@@ -134,3 +134,12 @@ def test_differences_name_each_file_that_differs() -> None:
     here = {**ref, "models/model.pt": "b" * 64}
     del here["reports/metrics.json"]
     assert differences(ref, here) == ["reports/metrics.json", "models/model.pt"]
+
+
+def test_ci_fails_on_the_reference_cpu_only() -> None:
+    from s2s.common.verification import same_cpu
+
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_flags": ["avx2", "avx512f", "amx_tile"]}
+    assert same_cpu(xeon, dict(xeon))
+    assert not same_cpu(xeon, {**xeon, "cpu_flags": ["avx2"]})  # a VM's generic name, another ISA
+    assert not same_cpu(xeon, {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx2"]})

@@ -116,10 +116,19 @@ def differences(reference: Mapping[str, str], here: Mapping[str, str]) -> list[s
     return [name for name in CHECKED if reference.get(name) != here.get(name)]
 
 
-def verify(reference_path: Path = REFERENCE, *, write: bool = False, keep: Path | None = None) -> int:
+def same_cpu(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """The same CPU model with the same ISA flags: where even the fast mode must match."""
+    return a.get("cpu") == b.get("cpu") and list(a.get("cpu_flags") or []) == list(b.get("cpu_flags") or [])
+
+
+def verify(
+    reference_path: Path = REFERENCE, *, write: bool = False, keep: Path | None = None, other_cpu_fails: bool = True
+) -> int:
     """Rerun the tiny pipeline; print ``matched`` or ``differs: FILE`` with both CPUs; 0 or 1.
 
     ``write`` records this machine's checksums as the new reference instead of comparing.
+    ``other_cpu_fails=False`` (CI): a difference on the reference's own CPU model is a code change
+    that altered results and fails; on another CPU it is printed as a finding and returns 0.
     """
     reference = None if write else load_reference(reference_path)
     overrides = list(reference["overrides"]) if reference else list(TINY_OVERRIDES)
@@ -140,4 +149,8 @@ def verify(reference_path: Path = REFERENCE, *, write: bool = False, keep: Path 
     for name in differ:
         print(f"differs: {name} (reference {reference['files'].get(name, 'missing')[:12]}, "
               f"here {here.get(name, 'missing')[:12]}; {cpus})")
-    return 1
+    if other_cpu_fails or same_cpu(reference["machine"], machine):
+        return 1
+    print("warning: portable numerics did not reproduce the reference on this CPU: a finding to report, "
+          "not a failure of this change (on the reference's own CPU model it would be)")
+    return 0
