@@ -120,7 +120,8 @@ def main() -> None:
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 
-    apply_numerics(args.numerics)  # as the evaluate stage: before the first tensor operation
+    # as the evaluate stage: before the first tensor operation
+    apply_numerics(args.numerics, mkl_branch=args.mkl_branch)
     torch.set_num_threads(args.threads)
     if args.random_model:
         model, data = random_setup(args.limit or args.random_sentences, args.vocab, args.seed)

@@ -40,13 +40,18 @@ PORTABLE_ENV: dict[str, str] = {
 # the variables whose values belong in a run's provenance (whatever the mode)
 PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
+# MKL's code branches portable mode may pin: COMPATIBLE (SSE2, documented for Intel and compatible
+# CPUs) or AVX2 (documented for Intel CPUs only: elsewhere MKL silently dispatches natively)
+MKL_BRANCHES = ("COMPATIBLE", "AVX2")
 
-def apply_numerics(mode: str, threads: int | None = None) -> None:
+
+def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = "COMPATIBLE") -> None:
     """Pin (``portable``) or leave (``fast``) the kernel choices; call before the first tensor op.
 
     ``threads``: the intra-op thread count (``None``: the library default, i.e. ``OMP_NUM_THREADS``
-    or the number of cores). Raises :class:`InputError` for an unknown mode, a CPU without AVX2,
-    or a process that already ran a tensor operation on another capability.
+    or the number of cores). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
+    :class:`InputError` for an unknown mode or branch, a CPU without AVX2, or a process that already
+    ran a tensor operation on another capability.
     """
     if mode not in MODES:
         raise InputError(f"numerics.mode={mode!r}: expected one of {', '.join(MODES)}")
@@ -56,7 +61,9 @@ def apply_numerics(mode: str, threads: int | None = None) -> None:
                 f"numerics.mode=portable pins x86-64 kernels; this is a {platform.machine()} machine "
                 "(use numerics=fast: results are then reproducible on this CPU model only)"
             )
-        os.environ.update(PORTABLE_ENV)
+        if mkl_branch not in MKL_BRANCHES:
+            raise InputError(f"numerics.mkl_branch={mkl_branch!r}: expected one of {', '.join(MKL_BRANCHES)}")
+        os.environ.update(PORTABLE_ENV, MKL_CBWR=mkl_branch)
     import torch
 
     if mode == "portable":
@@ -74,7 +81,9 @@ def apply_numerics(mode: str, threads: int | None = None) -> None:
 def apply_from_config(cfg: Mapping[str, Any]) -> None:
     """:func:`apply_numerics` with the ``numerics`` section of a stage's composed config."""
     numerics = cfg.get("numerics") or {}
-    apply_numerics(str(numerics.get("mode", "portable")), numerics.get("threads"))
+    apply_numerics(
+        str(numerics.get("mode", "portable")), numerics.get("threads"), str(numerics.get("mkl_branch") or "COMPATIBLE")
+    )
 
 
 def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]:

@@ -277,6 +277,7 @@ RULES: dict[str, Rule] = {
     # numerics (s2s.common.numerics)
     "numerics.mode": Choice("portable", "fast"),
     "numerics.threads": Int(1, nullable=True),
+    "numerics.mkl_branch": Choice("COMPATIBLE", "AVX2", nullable=True),
     # translate
     "translate.model": Text(),
     "translate.spm": Text(),

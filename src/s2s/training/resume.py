@@ -79,7 +79,7 @@ def relevant_config(cfg: DictConfig) -> dict[str, Any]:
         out[section] = values
     out["trainer"] = {k: _plain(cfg.trainer[k]) for k in _TRAINER_KEYS if k in cfg.trainer}
     if "numerics" in cfg:  # portable and fast numerics give different weights: no resume across them
-        out["numerics"] = cfg.numerics.mode
+        out["numerics"] = _plain(cfg.numerics)
     return out
 
 
