@@ -39,7 +39,8 @@ def publish_hook(step: str, target: Path) -> None:
     """
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this host)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +59,7 @@ def _remove_stale_temps(target: Path) -> None:
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^/]+\.tmp")
     for entry in target.parent.iterdir():
         match = pattern.fullmatch(entry.name)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or pid_alive(int(match.group(1))):
             continue
         log.warning("removing %s, left by an interrupted run", entry)
         if entry.is_dir() and not entry.is_symlink():

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from s2s.common.io import InputError, sha256_file, write_json_atomic
+from s2s.common.io import InputError, pid_alive, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -404,15 +404,6 @@ def signals_raise() -> Iterator[None]:
             signal.signal(sig, previous)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def close_stale_evaluations(uri: str, parent_id: str, experiment_id: str) -> list[str]:
     """Mark KILLED the evaluation runs of this model left RUNNING by an evaluate that was killed
@@ -425,7 +416,7 @@ def close_stale_evaluations(uri: str, parent_id: str, experiment_id: str) -> lis
     query = f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"
     for run in client.search_runs([experiment_id], query):
         host, pid = run.data.tags.get(HOST_TAG), run.data.tags.get(PID_TAG)
-        if pid is None or (host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))):
+        if pid is None or (host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))):
             client.set_terminated(run.info.run_id, "KILLED")
             stale.append(run.info.run_id)
     if stale:
