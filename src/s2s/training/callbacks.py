@@ -34,7 +34,25 @@ class TrainingInterrupted(SystemExit):
         self.signum = signum
 
 
-class SaveOnSignal(Callback):
+class OptimizerStepBoundary(Callback):
+    """Knows whether the batch that just ended completed an optimizer step.
+
+    With gradient accumulation only the last batch of a window steps; a checkpoint taken after any
+    other batch would count that batch as consumed while its gradient is not saved.
+    """
+
+    _step_at_batch_start = -1
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_at_batch_start = trainer.global_step
+
+    def stepped(self, trainer: pl.Trainer) -> bool:
+        return trainer.global_step != self._step_at_batch_start
+
+
+class SaveOnSignal(OptimizerStepBoundary):
     """On SIGTERM, SIGUSR1 (a preempted SLURM job's warning) or SIGINT (Ctrl-C) save ``last.ckpt`` and
     stop with exit code 128 + the signal number (143, 138, 130).
 
@@ -55,7 +73,6 @@ class SaveOnSignal(Callback):
         self.path = ckpt_dir / "last.ckpt"
         self.received: int | None = None
         self._saved = False
-        self._step_at_batch_start = -1
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
@@ -78,11 +95,6 @@ class SaveOnSignal(Callback):
             )
         raise TrainingInterrupted(signum)
 
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._step_at_batch_start = trainer.global_step
-
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -91,7 +103,7 @@ class SaveOnSignal(Callback):
             flag = torch.tensor(float(signum), device=pl_module.device)
             signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
         # the same global step on every rank, so every rank takes the same decision
-        if signum and trainer.global_step != self._step_at_batch_start:
+        if signum and self.stepped(trainer):
             self._save_and_stop(trainer, signum)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -101,7 +113,7 @@ class SaveOnSignal(Callback):
             log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
 
 
-class StepBoundaryCheckpoint(ModelCheckpoint):
+class StepBoundaryCheckpoint(OptimizerStepBoundary, ModelCheckpoint):
     """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
     a batch that completed an optimizer step.
 
@@ -110,17 +122,10 @@ class StepBoundaryCheckpoint(ModelCheckpoint):
     such a checkpoint counts those batches as consumed while their gradients are lost.
     """
 
-    _step_at_batch_start = -1
-
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._step_at_batch_start = trainer.global_step
-
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step != self._step_at_batch_start:
+        if self.stepped(trainer):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
