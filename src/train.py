@@ -18,10 +18,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from s2s.common.cli import stage_main, user_errors
+from s2s.common.config_guard import record_params_file
 from s2s.common.io import check_writable_dir
 from s2s.common.numerics import apply_from_config
 from s2s.common.options import validate
-from s2s.training.run_lock import record_params_file, refuse_if_held
+from s2s.training.run_lock import refuse_if_held
 
 log = logging.getLogger("train")
 # overrides that never name a sweep job: where its files go

@@ -11,19 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
+from s2s.common.config_dict import plain
 from s2s.models.seq2seq import Seq2Seq
 from s2s.tokens import PAD_ID
 
 
-def _plain(cfg: Any) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-
-
 def build_model(model_cfg: Mapping[str, Any], vocab_size: int) -> Seq2Seq:
-    cfg = _plain(model_cfg)
+    cfg = dict(plain(model_cfg))
     emb_size = cfg["emb_size"]
     src_embed = nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
     # With a joint vocabulary, sharing one table between encoder and decoder halves the embeddings.

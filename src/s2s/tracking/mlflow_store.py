@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from s2s.common.config_dict import flatten
 from s2s.common.io import InputError, pid_alive, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -192,18 +193,6 @@ def check_store(uri: str, timeout: float = 10.0) -> None:
     """Before any work: the tracking server answers, or the SQLite store is readable and writable."""
     check_tracking_uri(uri, timeout)
     check_sqlite_store(uri, timeout)
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"model.encoder.hidden_size": 256, ...} for MLflow params."""
-    out: dict[str, Any] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:

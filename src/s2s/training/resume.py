@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from s2s.common.config_dict import flatten, plain
 from s2s.common.io import InputError, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,11 @@ _IRRELEVANT = {
 _SOURCE_LOCATION = ("mirror", "mirror_name")
 
 
-def _plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
-
-
 def relevant_config(cfg: DictConfig) -> dict[str, Any]:
     """The part of the composed config that determines the training result (the world size aside)."""
     out: dict[str, Any] = {"seed": cfg.seed}
     for section in ("data", "preprocess", "model", "optim", "train"):
-        values = dict(_plain(cfg[section]))
+        values = dict(plain(cfg[section]))
         for key in _IRRELEVANT.get(section, ()):
             values.pop(key, None)
         if section == "data" and isinstance(values.get("sources"), dict):
@@ -77,9 +74,9 @@ def relevant_config(cfg: DictConfig) -> dict[str, Any]:
                 for name, spec in values["sources"].items()
             }
         out[section] = values
-    out["trainer"] = {k: _plain(cfg.trainer[k]) for k in _TRAINER_KEYS if k in cfg.trainer}
+    out["trainer"] = {k: plain(cfg.trainer[k]) for k in _TRAINER_KEYS if k in cfg.trainer}
     if "numerics" in cfg:  # portable and fast numerics give different weights: no resume across them
-        out["numerics"] = _plain(cfg.numerics)
+        out["numerics"] = plain(cfg.numerics)
     return out
 
 
@@ -87,19 +84,9 @@ def fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(relevant_config(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> str:
     """``model.emb_size 32 -> 64, ...``: what differs between two relevant configs."""
-    a, b = _flat(old), _flat(new)
+    a, b = flatten(old), flatten(new)
     diffs = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
     return ", ".join(diffs[:limit]) + more

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s.common import numerics
+from s2s.common.config_dict import plain
+from s2s.common.config_guard import check_params_file
 from s2s.common.io import InputError, sha256_file, write_json_atomic
 from s2s.data.datamodule import TranslationDataModule
 from s2s.inference.compilation import compile_decoder_step
@@ -40,16 +42,12 @@ from s2s.training.callbacks import (
 from s2s.training.checkpoint_files import load_init_weights
 from s2s.training.export import export
 from s2s.training.lightning_checkpoint_io import AtomicCheckpointIO
-from s2s.training.run_lock import CheckpointLock, check_params_file
+from s2s.training.run_lock import CheckpointLock
 from s2s.training.task import TranslationTask
 
 log = logging.getLogger(__name__)
 # Lightning 2.6's own pytree helper calls an API torch 2.13 deprecated: nothing a user can act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-
-
-def plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
 def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any], **defaults: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2s.common.config_dict import plain
 from s2s.common.io import InputError
 
 SHA256_LEN = 64
@@ -114,7 +115,7 @@ class CorpusConfig:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> CorpusConfig:
         """Validate the ``data`` config group; every problem names its option."""
-        cfg = _plain(cfg)
+        cfg = plain(cfg)
         for key in ("name", "src_lang", "tgt_lang", "sources"):
             if not cfg.get(key):
                 raise InputError(f"data.{key} is required")
@@ -225,17 +226,6 @@ def _offered(source: Source) -> list[str]:
     if folder is not None and folder.is_dir():
         names += [p.name for p in folder.iterdir()]
     return names
-
-
-def _plain(cfg: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return cfg
 
 
 def _source(name: str, spec: Mapping[str, Any]) -> Source:
