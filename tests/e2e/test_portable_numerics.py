@@ -111,12 +111,6 @@ def test_settings_that_break_portability_are_refused_in_one_line(override: str, 
     assert result.stderr.strip().startswith(f"error: {option}=") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_the_committed_reference_names_its_cpu_and_every_checked_file() -> None:
-    reference = load_reference()
-    assert set(reference["files"]) == set(CHECKED)
-    assert reference["machine"]["cpu"] and reference["overrides"]
-
-
 def test_a_broken_reference_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "ref.json"
     bad.write_text("{}")
@@ -129,17 +123,3 @@ def test_a_broken_reference_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "missing.json" in result.stderr
 
 
-def test_differences_name_each_file_that_differs() -> None:
-    ref = {name: "a" * 64 for name in CHECKED}
-    here = {**ref, "models/model.pt": "b" * 64}
-    del here["reports/metrics.json"]
-    assert differences(ref, here) == ["reports/metrics.json", "models/model.pt"]
-
-
-def test_ci_fails_on_the_reference_cpu_only() -> None:
-    from s2s.common.verification import same_cpu
-
-    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_flags": ["avx2", "avx512f", "amx_tile"]}
-    assert same_cpu(xeon, dict(xeon))
-    assert not same_cpu(xeon, {**xeon, "cpu_flags": ["avx2"]})  # a VM's generic name, another ISA
-    assert not same_cpu(xeon, {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx2"]})

@@ -292,28 +292,6 @@ def test_long_line_is_cut_with_a_warning(trained: tuple[Path, list[str]]) -> Non
 # --- language tags --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tagged_vocab(tmp_path_factory: pytest.TempPathFactory) -> Vocabulary:
-    """A SentencePiece model with <2de>/<2en> as single pieces, as preprocess.reverse=true makes."""
-    from s2s.data.vocab import train_sentencepiece
-
-    sentences = ["a dog runs in the park", "ein Hund rennt im Park", "two cats sleep", "zwei Katzen schlafen"] * 20
-    model = train_sentencepiece(
-        sentences, tmp_path_factory.mktemp("spm") / "spm", vocab_size=30, user_defined_symbols=["<2de>", "<2en>"]
-    )
-    return Vocabulary(model)
-
-
-def test_known_language_tags(tagged_vocab: Vocabulary) -> None:
-    assert language_tags(tagged_vocab) == ["<2de>", "<2en>"]
-    check_target_lang(tagged_vocab, "de")
-    check_target_lang(tagged_vocab, "en")
-    with pytest.raises(InputError, match=r"translate.target_lang=fr: .*<2fr> \(it knows de, en\)"):
-        check_target_lang(tagged_vocab, "fr")
-    with pytest.raises(InputError, match="translate.target_lang is not set.*de, en"):
-        check_target_lang(tagged_vocab, None)
-
-
 def test_a_model_without_tags_refuses_any_target_lang(trained: tuple[Path, list[str]]) -> None:
     base, _ = trained
     vocab = Vocabulary(base / "prepared/spm.model")

@@ -51,6 +51,15 @@ def make_batch(lengths: list[int], vocab: int = VOCAB, seed: int = 0) -> tuple[t
     return src, torch.tensor(lengths)
 
 
+def padded_batch(lengths: list[int], vocab: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded sources of random tokens (no EOS), with their lengths."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        src[i, :n] = torch.randint(4, vocab, (n,), generator=g)
+    return src, torch.tensor(lengths)
+
+
 def reverse_task(
     n: int, seed: int, min_len: int = 2, max_len: int = 5
 ) -> list[tuple[int, torch.Tensor, torch.Tensor]]:

@@ -1,19 +1,50 @@
-"""Scores: several references, and the literature-comparable tokenized BLEU against the official tok/ files."""
+"""s2s.evaluation.metrics: BLEU and chrF on examples small enough to check by hand, several references,
+and the literature-comparable tokenized BLEU against the official tok/ files."""
 
 import gzip
+import math
 
 import pytest
 from sacrebleu.metrics import BLEU
 
-from s2s.data.testsets import TestRecord
 from s2s.evaluation.metrics import moses_tokenize, score_corpus, score_tokenized
-from s2s.evaluation.scoring import score_records
 
 from conftest import mirror_dir
 
 HYPS = ["the cat sat on the mat .", "a dog runs in the park", "two men play football"]
 REF_A = ["the cat sat on a mat .", "a dog is running in a park", "two men are playing soccer"]
 REF_B = ["a cat is sitting on the mat .", "the dog runs through the park", "two men play football"]
+REF = "the cat sat on a mat"
+
+
+def test_bleu_of_one_sentence_by_hand() -> None:
+    # "the cat sat on the mat" vs REF: clipped n-gram matches 5/6, 3/5, 2/4, 1/3; equal lengths (BP 1)
+    expected = 100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
+    assert score_corpus(["the cat sat on the mat"], [REF])["bleu"] == round(expected, 2) == 53.73
+
+
+def test_brevity_penalty_by_hand() -> None:
+    # every n-gram of the 5-word hypothesis matches; BP = exp(1 - 6/5)
+    assert score_corpus(["the cat sat on a"], [REF])["bleu"] == round(100 * math.exp(1 - 6 / 5), 2) == 81.87
+
+
+def test_perfect_and_disjoint_output() -> None:
+    perfect = score_corpus([REF, "a dog"], [REF, "a dog"])
+    assert perfect["bleu"] == 100.0 and perfect["chrf"] == 100.0
+    assert perfect["sentences"] == 2 and perfect["references"] == 1
+    assert score_corpus(["xyz qrs uvw"], [REF])["bleu"] == 0.0
+
+
+def test_the_best_of_several_references_counts() -> None:
+    # against the second reference the hypothesis is perfect
+    assert score_corpus(["a dog runs in the park"], ["the cat sleeps"], ["a dog runs in the park"])["bleu"] == 100.0
+
+
+def test_misaligned_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        score_corpus(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="at least one reference"):
+        score_corpus(["a"])
 
 
 def test_several_references_are_all_used():
@@ -21,14 +52,6 @@ def test_several_references_are_all_used():
     assert two["bleu"] == round(BLEU().corpus_score(HYPS, [REF_A, REF_B]).score, 2)
     assert two["bleu"] > one["bleu"]
     assert two["references"] == 2 and two["bleu_signature"].startswith("nrefs:2|")
-
-
-def test_score_records_per_direction_with_all_references():
-    records = [TestRecord("en", "de", f"s{i}", (a, b)) for i, (a, b) in enumerate(zip(REF_A, REF_B, strict=True))]
-    records.append(TestRecord("de", "en", "x", ("the cat sat on the mat .",)))
-    scores = score_records(records, [*HYPS, "the cat sat on the mat ."])
-    assert scores["en-de"]["bleu"] == score_corpus(HYPS, REF_A, REF_B)["bleu"]
-    assert scores["de-en"]["references"] == 1 and "bleu_tok" not in scores["de-en"]
 
 
 def test_moses_tokenization_as_the_official_scripts():

@@ -10,40 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s2s.common.io import InputError
-from s2s.common.options import check_config
 from s2s.data.dataset import collate
 from s2s.inference.compilation import compile_decoder_step
-from s2s.inference.compile_modes import compile_mode
 from s2s.inference.search import SearchOptions, decode
 from s2s.models.build import build_model
 from s2s.training.task import TranslationTask
 
-from conftest import compose_config, small_model_config
+from conftest import small_model_config
 from helpers.tiny_lightning import OPTIM, VOCAB, items
 
 MODELS = ["bilstm_attn", "bilstm_attn_fused"]
-
-
-@pytest.mark.parametrize(
-    ("setting", "mode"),
-    [(False, None), ("off", None), (None, None), (True, "default"), ("true", "default"),
-     ("reduce-overhead", "reduce-overhead"), ("max-autotune", "max-autotune")],
-)  # fmt: skip
-def test_settings_name_a_torch_compile_mode(setting: object, mode: str | None) -> None:
-    assert compile_mode(setting) == mode
-
-
-def test_an_unknown_mode_is_an_error_naming_the_option() -> None:
-    with pytest.raises(InputError, match=r"decode\.compile='fast'.*reduce-overhead"):
-        compile_mode("fast", "decode.compile")
-    with pytest.raises(InputError, match=r"train\.compile=1:"):
-        compile_mode(1, "train.compile")
-    cfg = compose_config(["train.compile=1", "decode.compile=yes"])
-    problems = " ".join(check_config(cfg, ["train", "decode"]))
-    assert "train.compile" in problems and "decode.compile" in problems
-    good = compose_config(["train.compile=true", "decode.compile=reduce-overhead"])
-    assert check_config(good, ["train", "decode"]) == []
 
 
 def _pair(name: str) -> tuple[TranslationTask, TranslationTask]:

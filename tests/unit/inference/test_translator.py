@@ -1,4 +1,5 @@
-"""``load_decoding_model``: the one way evaluate and translate load a model file for decoding."""
+"""s2s.inference.translator: ``load_decoding_model`` (the one way evaluate and translate load a model file
+for decoding) and the language tags a model knows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 
 from s2s.common.io import InputError
-from s2s.inference.translator import load_decoding_model
+from s2s.data.vocab import Vocabulary
+from s2s.inference.translator import check_target_lang, language_tags, load_decoding_model
 from s2s.models.build import build_model
 from s2s.models.model_file import save_model_file
 
@@ -47,3 +49,25 @@ def test_a_model_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
     other.write_bytes(b"another vocabulary")
     with pytest.raises(InputError):
         load_decoding_model(model_file, other, {"device": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def tagged_vocab(tmp_path_factory: pytest.TempPathFactory) -> Vocabulary:
+    """A SentencePiece model with <2de>/<2en> as single pieces, as preprocess.reverse=true makes."""
+    from s2s.data.vocab import train_sentencepiece
+
+    sentences = ["a dog runs in the park", "ein Hund rennt im Park", "two cats sleep", "zwei Katzen schlafen"] * 20
+    model = train_sentencepiece(
+        sentences, tmp_path_factory.mktemp("spm") / "spm", vocab_size=30, user_defined_symbols=["<2de>", "<2en>"]
+    )
+    return Vocabulary(model)
+
+
+def test_known_language_tags(tagged_vocab: Vocabulary) -> None:
+    assert language_tags(tagged_vocab) == ["<2de>", "<2en>"]
+    check_target_lang(tagged_vocab, "de")
+    check_target_lang(tagged_vocab, "en")
+    with pytest.raises(InputError, match=r"translate.target_lang=fr: .*<2fr> \(it knows de, en\)"):
+        check_target_lang(tagged_vocab, "fr")
+    with pytest.raises(InputError, match="translate.target_lang is not set.*de, en"):
+        check_target_lang(tagged_vocab, None)

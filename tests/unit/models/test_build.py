@@ -1,4 +1,5 @@
-"""s2s.models.build: pieces connected by size, shared and tied tables, the initialisation, parameter count."""
+"""s2s.models.build: pieces connected by size, shared and tied tables, the initialisation, parameter count,
+attention variants as a config switch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 from s2s.models.build import build_model, count_parameters, init_weights
 from s2s.tokens import PAD_ID
 
-from conftest import small_model_config
+from conftest import compose_config, small_model_config
 
 VOCAB = 30
 
@@ -75,3 +76,23 @@ def test_an_unknown_piece_is_an_error() -> None:
     cfg["decoder"]["_target_"] = "s2s.models.decoder.NoSuchDecoder"
     with pytest.raises(Exception, match="NoSuchDecoder"):
         build_model(cfg, VOCAB)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot", "general", "scaled_dot"])
+def test_attention_variants_are_a_config_switch(attention: str) -> None:
+    cfg = OmegaConf.to_container(compose_config([f"model/attention={attention}"]).model, resolve=True)
+    cfg["decoder"]["hidden_size"] = 2 * cfg["encoder"]["hidden_size"]  # dot needs equal sizes
+    model = build_model(cfg, vocab_size=50)
+    assert type(model.decoder.attention).__name__.lower().startswith(attention.replace("_", "")[:5])
+
+
+def test_tied_and_shared_embeddings() -> None:
+    cfg = small_model_config("bilstm_attn")
+    cfg.update(share_embeddings=True, tie_output=True)
+    model = build_model(cfg, vocab_size=30)
+    assert model.encoder.embedding is model.decoder.embedding
+    assert model.decoder.output_layer.weight is model.decoder.embedding.weight
+    cfg.update(share_embeddings=False, tie_output=False)
+    untied = build_model(cfg, vocab_size=30)
+    assert untied.encoder.embedding is not untied.decoder.embedding
+    assert untied.decoder.output_layer.weight is not untied.decoder.embedding.weight

@@ -74,3 +74,11 @@ def test_without_a_best_checkpoint_the_final_weights(tmp_path: Path) -> None:
     weights, source, bleu = choose_weights(cfg(tmp_path), SimpleNamespace(best_model_path=""), task, FP)
     assert weights.keys() == {"weight", "bias"} and torch.equal(weights["weight"], task.model.weight)
     assert source == "final weights" and bleu is None
+
+
+def test_a_checkpoint_of_another_configuration_is_never_exported(tmp_path: Path) -> None:
+    path = tmp_path / "best.ckpt"
+    torch.save({"state_dict": {}, CKPT_KEY: {"fingerprint": "other"}}, path)
+    with pytest.raises(InputError, match="another configuration"):
+        check_own_checkpoint(path, "mine")
+    check_own_checkpoint(path, "other")

@@ -1,14 +1,13 @@
-"""Training as its user sees it: one line per epoch, and every trainer.* key reaching the Trainer."""
+"""s2s.training.run: every trainer.* key reaches the Trainer, the stage's own keywords included."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import SHORT_TRAINING, compose_config, copy_tiny, run_script, tiny_paths
+from conftest import compose_config, tiny_paths
 
 # one override per keyword the train stage itself passes to pytorch_lightning.Trainer, with the
 # value the Trainer must then receive (lists: the user's entries are added to the project's)
@@ -89,20 +88,3 @@ def test_progress_bar_follows_the_terminal(tmp_path: Path, monkeypatch: pytest.M
     assert _trainer_kwargs(tmp_path, monkeypatch, "trainer.enable_progress_bar=false")["enable_progress_bar"] is False
 
 
-EPOCH_LINE = re.compile(
-    r"epoch (\d+)/2 step (\d+) train loss \d+\.\d{3} val loss \d+\.\d{3} BLEU \d+\.\d{2} "
-    r"[\d,]+ tok/s elapsed \d+m\d\ds remaining \d+m\d\ds"
-)
-
-
-def test_training_prints_one_line_per_epoch_and_a_model_summary(tiny_data: Path, tmp_path: Path) -> None:
-    """A real tiny training: one epoch line each epoch, rounded figures, and the model summary on request."""
-    paths = copy_tiny(tiny_data, tmp_path)
-    out = run_script("train", *paths, "logger=none", SHORT_TRAINING, "+trainer.enable_model_summary=true")
-    text = out.stdout + out.stderr
-    epochs = [m.groups() for m in EPOCH_LINE.finditer(text)]
-    assert [e for e, _ in epochs] == ["1", "2"], text[-3000:]
-    assert int(epochs[0][1]) < int(epochs[1][1])
-    assert "Trainable params" in text  # Lightning's model summary
-    assert "sync_dist" not in text
-    assert not re.search(r"val BLEU \d+\.\d{3,}", text), "figures in log lines are rounded"
