@@ -1,4 +1,4 @@
-"""Tiny random models and synthetic data shared by the model and search tests.
+"""Tiny random models, synthetic data and a tagged vocabulary shared by the unit tests.
 
 VOCAB ids 0-3 are the special tokens (PAD, UNK, BOS, EOS); every generated token id is 4 or above.
 """
@@ -6,10 +6,12 @@ VOCAB ids 0-3 are the special tokens (PAD, UNK, BOS, EOS); every generated token
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from s2s.data.vocab import Vocabulary, train_sentencepiece
 from s2s.models.build import build_model
 from s2s.tokens import EOS_ID
 
@@ -71,3 +73,12 @@ def reverse_task(
         src = torch.randint(4, VOCAB, (length,), generator=g)
         items.append((i, src, src.flip(0)))
     return items
+
+
+TAGGED_CORPUS = ["a dog runs in the park", "ein Hund rennt im Park", "two cats sleep", "zwei Katzen schlafen"]
+
+
+def tagged_vocabulary(folder: Path) -> Vocabulary:
+    """A SentencePiece model (in ``folder``) with <2de>/<2en> as single pieces, as preprocess.reverse=true makes."""
+    tags = ["<2de>", "<2en>"]
+    return Vocabulary(train_sentencepiece(TAGGED_CORPUS * 20, folder / "spm", vocab_size=30, user_defined_symbols=tags))

@@ -15,6 +15,7 @@ from s2s.models.build import build_model
 from s2s.models.model_file import save_model_file
 
 from conftest import small_model_config
+from helpers.tiny_models import tagged_vocabulary
 
 VOCAB = 12
 
@@ -53,14 +54,7 @@ def test_a_model_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tagged_vocab(tmp_path_factory: pytest.TempPathFactory) -> Vocabulary:
-    """A SentencePiece model with <2de>/<2en> as single pieces, as preprocess.reverse=true makes."""
-    from s2s.data.vocab import train_sentencepiece
-
-    sentences = ["a dog runs in the park", "ein Hund rennt im Park", "two cats sleep", "zwei Katzen schlafen"] * 20
-    model = train_sentencepiece(
-        sentences, tmp_path_factory.mktemp("spm") / "spm", vocab_size=30, user_defined_symbols=["<2de>", "<2en>"]
-    )
-    return Vocabulary(model)
+    return tagged_vocabulary(tmp_path_factory.mktemp("spm"))
 
 
 def test_known_language_tags(tagged_vocab: Vocabulary) -> None:

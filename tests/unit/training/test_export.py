@@ -1,20 +1,27 @@
-"""s2s.training.export: only this run's checkpoints are exported, and the weights chosen are the ones named."""
+"""s2s.training.export: only this run's checkpoints are exported, the weights chosen are the ones named, and
+the model file, run.json and the run link say what was exported."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from s2s.common.io import InputError
-from s2s.training.export import check_own_checkpoint, choose_weights
+from s2s.models.build import build_model, count_parameters
+from s2s.models.model_file import load_model_file
+from s2s.training.export import check_own_checkpoint, choose_weights, export
 from s2s.training.resume import CKPT_KEY
 
+from conftest import small_model_config
+
 FP = "fp-of-this-run"
+VOCAB = 20
 
 
 def write_ckpt(path: Path, weight: float, fingerprint: str | None = FP, mtime: int = 1_000_000) -> Path:
@@ -82,3 +89,73 @@ def test_a_checkpoint_of_another_configuration_is_never_exported(tmp_path: Path)
     with pytest.raises(InputError, match="another configuration"):
         check_own_checkpoint(path, "mine")
     check_own_checkpoint(path, "other")
+
+
+def export_cfg(tmp_path: Path, model_cfg: dict) -> DictConfig:
+    """A train stage's config as export reads it, every folder under ``tmp_path``."""
+    (tmp_path / "prepared").mkdir()
+    (tmp_path / "prepared" / "spm.model").write_bytes(b"the run's pieces (only hashed here)")
+    paths = {name: str(tmp_path / name) for name in ("prepared", "models", "reports", "checkpoints")}
+    return OmegaConf.create({
+        "model": model_cfg,
+        "train": {"average_last": 1},
+        "logger": {"experiment_name": "exp", "log_model": False},
+        "paths": {"prepared_dir": paths["prepared"], "model_dir": paths["models"], "reports_dir": paths["reports"],
+                  "checkpoint_dir": paths["checkpoints"]},
+    })  # fmt: skip
+
+
+def test_export_writes_the_best_checkpoints_model_and_what_it_is(tmp_path: Path) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    torch.manual_seed(0)
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))  # the final weights: not the ones exported
+    torch.manual_seed(1)
+    best_state = build_model(cfg_model, VOCAB).state_dict()
+    (tmp_path / "checkpoints").mkdir()
+    best_path = tmp_path / "checkpoints" / "epoch=3.ckpt"
+    lightning_state = {f"model.{k}": v for k, v in best_state.items()}  # the task's weights, as Lightning saves them
+    torch.save({"state_dict": lightning_state, CKPT_KEY: {"fingerprint": FP}}, best_path)
+    best = SimpleNamespace(best_model_path=str(best_path), best_model_score=torch.tensor(31.5))
+
+    info = export(cfg, SimpleNamespace(global_step=7), best, VOCAB, task, None, FP, provenance={"cpu": "test"})
+
+    model, payload = load_model_file(tmp_path / "models" / "model.pt", tmp_path / "prepared" / "spm.model")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in best_state.items())
+    meta = {"source": "epoch=3.ckpt", "val_bleu": 31.5, "best_checkpoint_val_bleu": 31.5, "global_step": 7,
+            "parameters": count_parameters(task.model)}  # fmt: skip
+    assert payload["meta"] == meta
+    assert json.loads((tmp_path / "models" / "run.json").read_text()) == meta  # cached: nothing of this machine
+    link = json.loads((tmp_path / "reports" / "train_run.json").read_text())
+    assert link == info == {"run_id": None, "tracking_uri": None, "experiment_name": "exp", **meta,
+                            "provenance": {"cpu": "test"}}  # fmt: skip
+    assert not (tmp_path / "checkpoints" / "config.yaml").exists()  # only for a tracked run
+
+
+def test_export_of_a_tracked_run_links_it_and_logs_the_resolved_config(tmp_path: Path) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    (tmp_path / "checkpoints").mkdir()
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    logged: list = []
+    logger = SimpleNamespace(run_id="run1", tracking_uri="sqlite:///mlflow.db", log_artifacts=logged.extend)
+    info = export(cfg, SimpleNamespace(global_step=3), SimpleNamespace(best_model_path="", best_model_score=None),
+                  VOCAB, task, logger, FP)  # fmt: skip
+    assert info["run_id"] == "run1" and info["tracking_uri"] == "sqlite:///mlflow.db"
+    assert info["source"] == "final weights" and info["val_bleu"] is None and "provenance" not in info
+    assert json.loads((tmp_path / "reports" / "train_run.json").read_text()) == info
+    resolved = tmp_path / "checkpoints" / "config.yaml"
+    assert logged == [(resolved, None)]
+    assert OmegaConf.load(resolved) == cfg
+
+
+def test_export_of_another_runs_checkpoint_publishes_nothing(tmp_path: Path) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    (tmp_path / "checkpoints").mkdir()
+    foreign = write_ckpt(tmp_path / "checkpoints" / "best.ckpt", 1.0, fingerprint="another")
+    best = SimpleNamespace(best_model_path=str(foreign), best_model_score=torch.tensor(40.0))
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    with pytest.raises(InputError, match="another configuration"):
+        export(cfg, SimpleNamespace(global_step=3), best, VOCAB, task, None, FP)
+    assert not (tmp_path / "models").exists() and not (tmp_path / "reports").exists()
