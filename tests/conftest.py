@@ -1,4 +1,23 @@
-"""Shared fixtures: the project root, composed configs and tiny models."""
+"""Shared fixtures: the project root, composed configs and tiny models.
+
+Layout (``tests/``, the rootdir's ``testpaths``):
+
+- ``unit/<subpackage>/test_<module>.py``: the tests of one module of ``src/s2s`` (``unit/inference/
+  test_search.py`` tests ``s2s/inference/search.py``); a costly or pinned part of them may sit
+  beside as ``test_<module>_<kind>.py`` (``test_search_recorded.py``). In process, seconds each.
+- ``e2e/``: tests that run the stage scripts, the pipeline (``dvc repro``, ``dvc exp``) or another
+  command as a subprocess; named after what they check. Most need the corpus mirror (``S2S_MIRROR``).
+- ``helpers/``: modules the tests share (``from helpers.tiny_lightning import make_task``) and the
+  scripts tests run by path (``helpers.paths.HELPERS / "fail_at.py"``); no tests.
+- ``data/``: pinned outputs (``TEST_DATA``).
+
+Imports: this file's folder, ``tests/``, is on ``sys.path`` (pytest's default ``prepend`` import mode
+puts the first folder above a test file without an ``__init__.py`` there), so tests import
+``conftest`` and ``helpers.*`` by those names. ``unit/``, ``e2e/`` and ``helpers/`` and their
+subfolders are packages (``__init__.py``), so equal file names in two folders do not collide
+(``unit.training.test_resume``, ``e2e.test_train_resume``). Paths come from ``helpers/paths.py``,
+re-exported here: ``from conftest import ROOT, TEST_DATA`` works at any depth.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +42,8 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+from helpers.paths import CONF, HELPERS, ROOT, TEST_DATA  # noqa: E402, F401 - re-exported for the tests
+
 MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 

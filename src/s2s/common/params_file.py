@@ -3,7 +3,7 @@
 DVC's Hydra composition (``.dvc/config``, ``[hydra]``) composes the config with Hydra, resolves
 interpolations and dumps it with ``OmegaConf.to_yaml``; ``make params`` does the same after a
 ``conf/`` edit (DVC recomposes only inside ``dvc exp run``), byte for byte
-(``tests/test_params_file.py`` compares the two).
+(``tests/unit/common/test_params_file.py`` compares the two).
 
     python -m s2s.common.params_file [override ...]      # e.g. preset=tiny optim.lr=0.003
 """

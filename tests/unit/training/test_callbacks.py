@@ -1,0 +1,177 @@
+"""s2s.training.callbacks: a signal saves last.ckpt once and exits 128 + n; every checkpoint carries the stamp;
+step checkpoints only at optimizer steps; one line per epoch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from s2s.training import callbacks
+from s2s.training.callbacks import (
+    EpochReport,
+    SaveOnSignal,
+    StampCheckpoints,
+    StepBoundaryCheckpoint,
+    TrainingInterrupted,
+)
+from s2s.training.resume import CKPT_KEY
+
+
+class FakeTrainer:
+    """What the callback uses of a Trainer: one rank, a step count, save_checkpoint recorded."""
+
+    world_size, global_step = 1, 42
+
+    def __init__(self) -> None:
+        self.saved: list[Path] = []
+
+    def save_checkpoint(self, path: Path) -> None:
+        self.saved.append(path)
+
+
+@pytest.fixture
+def handlers():
+    """The process's handlers for the callback's signals, restored afterwards."""
+    before = {sig: signal.getsignal(sig) for sig in SaveOnSignal.SIGNALS}
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
+def test_exit_code_is_128_plus_the_signal() -> None:
+    stop = TrainingInterrupted(signal.SIGTERM)
+    assert isinstance(stop, SystemExit) and stop.code == 128 + 15 and stop.signum == signal.SIGTERM
+    assert TrainingInterrupted(signal.SIGUSR1).code == 128 + 10
+
+
+def test_a_signal_saves_last_ckpt_at_the_next_optimizer_step_and_stops(tmp_path: Path, handlers) -> None:
+    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
+    module = SimpleNamespace(device="cpu")
+    callback.on_train_start(trainer, module)  # where the handlers are installed (Lightning's are replaced)
+
+    def batch(idx: int, steps: bool) -> None:
+        callback.on_train_batch_start(trainer, module, None, idx)
+        trainer.global_step += steps  # an accumulation window's first batch makes no optimizer step
+        callback.on_train_batch_end(trainer, module, None, None, idx)
+
+    batch(0, steps=True)
+    assert trainer.saved == []  # no signal yet: training goes on
+    os.kill(os.getpid(), signal.SIGUSR1)
+    assert callback.received == signal.SIGUSR1  # the handler only records it
+    assert trainer.saved == []
+    batch(1, steps=False)  # inside a window: its gradient would be lost, so no save yet
+    assert trainer.saved == []
+    with pytest.raises(TrainingInterrupted) as stop:
+        batch(2, steps=True)
+    assert stop.value.code == 128 + signal.SIGUSR1
+    assert trainer.saved == [tmp_path / "last.ckpt"]
+    # Lightning's own SIGTERM path afterwards does not save a second time
+    callback.on_exception(trainer, module, SIGTERMException())
+    assert trainer.saved == [tmp_path / "last.ckpt"]
+
+
+def test_lightnings_sigterm_exception_saves_once(tmp_path: Path) -> None:
+    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
+    callback.on_exception(trainer, None, RuntimeError("not a signal"))
+    assert trainer.saved == []
+    callback.on_exception(trainer, None, SIGTERMException())
+    callback.on_exception(trainer, None, SIGTERMException())
+    assert trainer.saved == [tmp_path / "last.ckpt"]
+
+
+def test_every_checkpoint_gets_its_own_copy_of_the_stamp() -> None:
+    stamp = StampCheckpoints("fp1", "sha1")
+    first, second = {}, {"state_dict": {}}
+    stamp.on_save_checkpoint(None, None, first)
+    stamp.on_save_checkpoint(None, None, second)
+    assert first[CKPT_KEY] == second[CKPT_KEY] == {"fingerprint": "fp1", "spm_sha256": "sha1"}
+    first[CKPT_KEY]["fingerprint"] = "changed"
+    assert second[CKPT_KEY]["fingerprint"] == "fp1"
+
+
+def test_step_checkpoints_are_saved_only_after_a_batch_that_stepped(tmp_path: Path, monkeypatch) -> None:
+    """With accumulation a window's first batches make no optimizer step: Lightning's step check
+    (``global_step % n``) must not run there."""
+    reached: list[int] = []
+
+    def lightnings_step_check(self, trainer, *args) -> None:  # where ModelCheckpoint would save
+        reached.append(trainer.global_step)
+
+    monkeypatch.setattr(ModelCheckpoint, "on_train_batch_end", lightnings_step_check)
+    checkpoint, trainer = StepBoundaryCheckpoint(dirpath=tmp_path, every_n_train_steps=1), FakeTrainer()
+    trainer.global_step = 0
+    for steps in (False, True, False, True, False):  # windows of two batches, the last one unfinished
+        checkpoint.on_train_batch_start(trainer, None, None, 0)
+        trainer.global_step += steps
+        checkpoint.on_train_batch_end(trainer, None, None, None, 0)
+    assert reached == [1, 2]
+
+
+class Clock:
+    """``time.perf_counter`` as the callback reads it, moved by the test (no waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def report_trainer(**fields) -> SimpleNamespace:
+    """What EpochReport reads of a Trainer; ``fields`` override the defaults."""
+    defaults = dict(global_step=0, max_epochs=13, current_epoch=0, callback_metrics={}, is_global_zero=True,
+                    estimated_stepping_batches=4000)  # fmt: skip
+    return SimpleNamespace(**{**defaults, **fields})
+
+
+def test_epoch_line_has_losses_bleu_throughput_elapsed_and_remaining_time(monkeypatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(callbacks, "time", clock)
+    report, trainer = EpochReport(), report_trainer()
+    report.on_train_start(trainer, None)
+    report.on_train_epoch_start(trainer, None)
+    for tps in (1700.0, 1724.0):  # the epoch's mean throughput
+        trainer.callback_metrics = {"tokens_per_sec": torch.tensor(tps)}
+        report.on_train_batch_end(trainer, None, None, None, 0)
+    trainer.global_step, trainer.current_epoch = 1000, 2
+    trainer.callback_metrics = {
+        "train_loss_epoch": torch.tensor(2.91349),
+        "val_loss": torch.tensor(2.70121),
+        "val_bleu": torch.tensor(31.4249),
+    }
+    clock.now += 1022  # 1.022 s per step, 3000 steps left
+    assert report.line(trainer) == (
+        "epoch 3/13 step 1000 train loss 2.913 val loss 2.701 BLEU 31.42 1,712 tok/s elapsed 17m02s remaining 51m06s"
+    )
+
+
+def test_a_resumed_run_estimates_from_its_own_steps_and_an_open_end_has_no_estimate(monkeypatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(callbacks, "time", clock)
+    report, trainer = EpochReport(), report_trainer(global_step=500, estimated_stepping_batches=2000)
+    report.on_train_start(trainer, None)  # resumed at step 500
+    trainer.global_step = 1000
+    clock.now += 1000  # 2 s per step of this run, 1000 steps left
+    assert report.line(trainer) == "epoch 1/13 step 1000 elapsed 16m40s remaining 33m20s"
+    trainer.max_epochs, trainer.estimated_stepping_batches = -1, float("inf")
+    clock.now += 2900
+    assert report.line(trainer) == "epoch 1 step 1000 elapsed 1h05m"
+
+
+def test_the_epoch_line_is_logged_by_rank_zero_once_training_started(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(callbacks, "time", Clock())
+    report, trainer = EpochReport(), report_trainer()
+    with caplog.at_level(logging.INFO, logger="train"):
+        report.on_train_epoch_end(trainer, None)  # before on_train_start: nothing to report
+        report.on_train_start(trainer, None)
+        report.on_train_epoch_end(report_trainer(is_global_zero=False), None)
+        report.on_train_epoch_end(trainer, None)
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("train", "epoch 1/13 step 0 elapsed 0m00s")]
