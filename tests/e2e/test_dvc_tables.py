@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,6 @@ from typing import Any
 import yaml
 
 from conftest import ROOT, copy_project
-
-SCORES = {"bleu": 30.0, "chrf": 55.0, "bleu_tok": 31.0}
-SIGS = {"bleu_signature": "nrefs:1|case:mixed", "chrf_signature": "nrefs:1|nc:6", "bleu_tok_signature": "nrefs:1|lc"}
-
-
-def _evaluate_module() -> Any:
-    spec = importlib.util.spec_from_file_location("evaluate_stage", ROOT / "src/evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -35,26 +24,6 @@ def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def test_evaluation_figures_split_into_metrics_scores_and_report() -> None:
-    scores = {
-        "set_a": {"en-de": {**SCORES, **SIGS, "references": 1, "sentences": 10}},
-        "set_b": {"en-de": {**SCORES, "bleu": 20.0, **SIGS, "references": 2, "sentences": 5}},
-    }
-    metrics, numbers, report = _evaluate_module().split_scores(scores, "set_a", "en-de", "beam (beam 5)")
-    assert metrics == SCORES  # dvc exp show's columns: three numbers
-    assert all(_is_number(v) for v in _leaves(numbers).values())
-    assert set(_leaves(numbers)) == {f"test_sets.{s}.en-de.{k}" for s in scores for k in SCORES}  # once each
-    assert report["bleu_signature"] == SIGS["bleu_signature"] and report["split"] == "set_a"
-    assert report["test_sets"]["set_b"]["en-de"] == {**SIGS, "references": 2, "sentences": 5}
-    assert report["robustness_search"] == "greedy"
-
-
-def test_robustness_metrics_are_named_by_their_search() -> None:
-    flat = _evaluate_module().mlflow_metrics(SCORES, {"s": {"en-de": SCORES}}, [{"noise": 0.0, "bleu": 4.9}])
-    assert flat["robust_greedy_bleu/noise_0.0"] == 4.9
-    assert not any(k.startswith("robust_bleu") for k in flat)
 
 
 def _declared_metrics() -> list[str]:
