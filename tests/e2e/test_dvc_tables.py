@@ -6,24 +6,11 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from conftest import ROOT, copy_project
-
-
-def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_leaves(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): obj}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+from helpers.json_leaves import is_number, leaves
 
 
 def _declared_metrics() -> list[str]:
@@ -38,8 +25,8 @@ def test_declared_metrics_files_hold_numbers_only() -> None:
     files = _declared_metrics()
     assert "reports/preprocess.json" not in files and "reports/metrics.json" in files
     for name in files:
-        leaves = _leaves(json.loads((ROOT / name).read_text()))
-        assert leaves and all(_is_number(v) for v in leaves.values()), (name, leaves)
+        found = leaves(json.loads((ROOT / name).read_text()))
+        assert found and all(is_number(v) for v in found.values()), (name, found)
 
 
 def test_plots_load_on_a_fresh_project_and_compare_adds_its_chart(tmp_path: Path) -> None:

@@ -3,25 +3,12 @@ strings that say how they were made go to the report."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from s2s.evaluation.reports import mlflow_metrics, split_scores
+
+from helpers.json_leaves import is_number, leaves
 
 SCORES = {"bleu": 30.0, "chrf": 55.0, "bleu_tok": 31.0}
 SIGS = {"bleu_signature": "nrefs:1|case:mixed", "chrf_signature": "nrefs:1|nc:6", "bleu_tok_signature": "nrefs:1|lc"}
-
-
-def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_leaves(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): obj}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def test_evaluation_figures_split_into_metrics_scores_and_report() -> None:
@@ -31,8 +18,8 @@ def test_evaluation_figures_split_into_metrics_scores_and_report() -> None:
     }
     metrics, numbers, report = split_scores(scores, "set_a", "en-de", "beam (beam 5)")
     assert metrics == SCORES  # dvc exp show's columns: three numbers
-    assert all(_is_number(v) for v in _leaves(numbers).values())
-    assert set(_leaves(numbers)) == {f"test_sets.{s}.en-de.{k}" for s in scores for k in SCORES}  # once each
+    assert all(is_number(v) for v in leaves(numbers).values())
+    assert set(leaves(numbers)) == {f"test_sets.{s}.en-de.{k}" for s in scores for k in SCORES}  # once each
     assert report["bleu_signature"] == SIGS["bleu_signature"] and report["split"] == "set_a"
     assert report["test_sets"]["set_b"]["en-de"] == {**SIGS, "references": 2, "sentences": 5}
     assert report["robustness_search"] == "greedy"
