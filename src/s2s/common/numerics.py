@@ -14,6 +14,9 @@ at their first tensor operation, not at ``import torch``, so :func:`apply_numeri
 of every torch stage, before any tensor exists, and then checks that ATen really uses the pinned
 capability (a stage that computed something earlier would otherwise silently run native).
 
+One vendor switch is not a kernel choice and is handled in the models, in both modes: PyTorch draws
+CPU dropout masks with MKL on Intel and with its own generator elsewhere (:mod:`s2s.models.dropout`).
+
 ``fast`` leaves every library on its native branch (AVX-512, AMX, bf16): quicker on a recent CPU,
 bit-identical only on the same CPU model at the same thread count.
 """

@@ -29,8 +29,11 @@ REFERENCE = ROOT / "reproducibility" / "tiny-portable.json"
 # what the tiny pipeline runs with; a reference records it, and a check reruns exactly it
 TINY_OVERRIDES = ("preset=tiny", "logger=none")
 
-# the outputs whose bytes must agree (paths under the scratch folder)
+# the outputs whose bytes must agree (paths under the scratch folder), in stage order: the first
+# that differs names the stage where the machines parted (the data, the weights or the decoding)
 CHECKED = (
+    "data/prepared/spm.model",
+    "data/prepared/train.npz",
     "reports/metrics.json",
     "reports/eval/translations/test_2016_flickr.tsv",
     "reports/eval/translations/test_2017_mscoco.tsv",

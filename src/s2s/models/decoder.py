@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from s2s.models.attention import Attention
+from s2s.models.dropout import Dropout
 
 
 @dataclass
@@ -117,9 +118,9 @@ class RecurrentDecoder(nn.Module):
         bridge: bool,
     ) -> None:
         """The modules after the recurrent layers: dropouts, attentional layer, bridge, output layer."""
-        self.layer_dropout = nn.Dropout(dropout)
-        self.emb_dropout = nn.Dropout(emb_dropout)
-        self.hidden_dropout = nn.Dropout(hidden_dropout)
+        self.layer_dropout = Dropout(dropout)
+        self.emb_dropout = Dropout(emb_dropout)
+        self.hidden_dropout = Dropout(hidden_dropout)
         self.att_layer = nn.Linear(self.hidden_size + encoder_size, self.hidden_size)
         self.bridge = nn.Linear(encoder_size, self.hidden_size) if bridge else None
         self.pre_output, self.output_layer = output_layers(self.embedding, self.hidden_size, tie_output)

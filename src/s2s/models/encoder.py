@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from s2s.models.dropout import Dropout
+
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -44,11 +46,11 @@ class RNNEncoder(nn.Module):
     ):
         super().__init__()
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.rnn = make_rnn(
             rnn_type, embedding.embedding_dim, hidden_size, num_layers, dropout, bidirectional=bidirectional
         )
-        self.out_dropout = nn.Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
 
