@@ -102,6 +102,7 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "numerics": mode,
         "device": device,
         "cpu": cpu_model(),
+        "cpu_vendor": cpu_vendor(),
         "cpu_flags": cpu_flags(),
         "machine": platform.machine(),
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -133,16 +134,26 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` of ``/proc/cpuinfo`` (None where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             for line in info:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``...: PyTorch draws CPU dropout masks by vendor (s2s.models.dropout)."""
+    return _cpuinfo("vendor_id") or "unknown"
 
 
 def _version_line(text: str, marker: str) -> str | None:

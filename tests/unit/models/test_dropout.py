@@ -6,21 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from s2s.common.numerics import cpu_vendor
 from s2s.models.dropout import Dropout
 
 
-def _vendor() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-@pytest.mark.skipif(_vendor() == "GenuineIntel", reason="PyTorch draws CPU dropout masks with MKL's VSL on Intel")
+@pytest.mark.skipif(cpu_vendor() == "GenuineIntel", reason="PyTorch draws CPU dropout masks with MKL's VSL on Intel")
 @pytest.mark.parametrize("transpose", [False, True])
 def test_equals_pytorch_dropout_where_pytorch_takes_its_default_path(transpose: bool) -> None:
     """On a non-Intel CPU PyTorch uses its own generator path: ours must give the very same bits
