@@ -22,7 +22,7 @@ repro: setup                ## download -> preprocess -> train -> evaluate (the 
 tiny: setup                 ## the same pipeline on the tiny preset (about a minute), as a DVC experiment
 	dvc exp run -S preset=tiny
 
-test: setup                 ## the whole test suite, two workers (12 min 24 s on 2 CPU cores, clean-clone CI run)
+test: setup                 ## the whole test suite, two workers (14 min 17 s on 2 AMD EPYC cores, clean-clone CI run; .ci/run 16 min 45 s)
 	python -m pytest -q -n 2 --dist loadfile
 
 verify: setup               ## rerun the tiny pipeline in portable numerics; matched / differs against reproducibility/
