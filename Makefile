@@ -4,14 +4,14 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro tiny test lint bench params verify
+.PHONY: setup repro tiny test lint bench params verify lock
 
-$(VENV)/.installed: pyproject.toml
+# every package at the version and hash of requirements.lock (the versions decide bits: torch, numpy,
+# sentencepiece, Lightning, sacrebleu, sacremoses), then the project itself without resolving again
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# the CPU build of torch first, so the project's torch requirement installs nothing more
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,3 +36,8 @@ bench: setup                ## speed figures -> reports/benchmarks.json
 
 params: setup               ## recompose params.yaml from conf/ (what `dvc exp run` does) after editing conf/
 	python -m s2s.common.params_file
+
+lock: setup                 ## refresh requirements.lock after editing pyproject.toml (UPGRADE=--upgrade: newest allowed versions)
+	uv pip compile pyproject.toml --extra dev --generate-hashes -c constraints.txt --find-links /opt/wheels \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --emit-find-links --no-annotate \
+	  --custom-compile-command "make lock" $(UPGRADE) -o requirements.lock

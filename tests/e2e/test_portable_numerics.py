@@ -43,20 +43,27 @@ def emulated(cpu: str, threads: int) -> dict[str, str]:
     return {**env, **CAPS[cpu], "OMP_NUM_THREADS": str(threads)}
 
 
-def run(tiny_data: Path, base: Path, mode: str, cpu: str, threads: int, stages=("train", "evaluate")) -> dict:
+def run(
+    tiny_data: Path, base: Path, mode: str, cpu: str, threads: int, stages=("train", "evaluate"), extra=()
+) -> dict:
     shutil.copytree(tiny_data / "prepared", base / "data" / "prepared")
-    return run_tiny_pipeline(base, [*OVERRIDES, f"numerics={mode}"], emulated(cpu, threads), stages)
+    return run_tiny_pipeline(base, [*OVERRIDES, f"numerics={mode}", *extra], emulated(cpu, threads), stages)
 
 
 @pytest.fixture(scope="module")
 def portable_runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
-    # the outer thread count varies too: portable mode pins numerics.threads (two threads split
-    # reductions differently: measured, other weights)
-    variants = {"native/1": ("native", 1), "avx2/1": ("avx2", 1), "avx512/2": ("avx512", 2)}
+    # the thread count varies too, and the bits must not depend on it: the default
+    # numerics.threads=null (every core torch allows: OMP_NUM_THREADS, at most the cores), and 4
+    # threads asked for explicitly (on 2 cores that oversubscribes, which changes no bits)
+    variants = {
+        "native/1": ("native", 1, ()),
+        "avx2/2": ("avx2", min(2, os.cpu_count() or 1), ()),
+        "avx512/4": ("avx512", 4, ("numerics.threads=4",)),
+    }
     out = {}
-    for name, (cpu, threads) in variants.items():
+    for name, (cpu, threads, extra) in variants.items():
         base = tmp_path_factory.mktemp(f"portable-{cpu}")
-        out[name] = (base, run(tiny_data, base, "portable", cpu, threads))
+        out[name] = (base, run(tiny_data, base, "portable", cpu, threads, extra=extra))
     return out
 
 
@@ -71,8 +78,10 @@ def test_provenance_shows_the_pinned_kernels_whatever_the_outer_caps(portable_ru
     for name, (base, _) in portable_runs.items():
         prov = json.loads((base / "reports/eval/report.json").read_text())["provenance"]
         assert prov["numerics"] == "portable" and prov["aten_cpu_capability"] == "AVX2", name
-        assert prov["env"]["MKL_CBWR"] == "COMPATIBLE" and prov["precision"] == "32"
-        assert prov["threads"] == 1  # numerics.threads, whatever OMP_NUM_THREADS said
+        assert prov["env"]["MKL_CBWR"] == "AVX2,STRICT" and prov["precision"] == "32"
+        threads = {"native/1": 1, "avx2/2": min(2, os.cpu_count() or 1), "avx512/4": 4}[name]
+        assert prov["threads"] == threads, name  # the threads really used
+        assert prov["packages"]["sentencepiece"] and prov["packages"]["pytorch-lightning"]
 
 
 def test_fast_mode_differs_under_the_same_caps(tiny_data: Path, tmp_path: Path) -> None:
@@ -101,7 +110,7 @@ def test_a_tensor_operation_before_the_pin_is_refused() -> None:
     "override, option",
     [("trainer.precision=bf16-mixed", "trainer.precision"), ("decode.precision=bf16", "decode.precision"),
      ("trainer.deterministic=false", "trainer.deterministic"), ("numerics.mode=exact", "numerics.mode"),
-     ("numerics.threads=null", "numerics.threads")],
+     ("numerics.mkl_branch=COMPATIBLE", "numerics.threads")],
 )
 def test_settings_that_break_portability_are_refused_in_one_line(override: str, option: str) -> None:
     result = subprocess.run(

@@ -7,12 +7,20 @@ therefore gave different weights and a different BLEU on an AMD EPYC and on an I
 
 ``portable`` (the default) pins each of those choices to a branch every x86-64 CPU with AVX2 runs
 the same way, Intel or AMD: ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` and MKL's
-conditional numerical reproducibility on its ``COMPATIBLE`` branch (``MKL_CBWR``; MKL documents
-its ISA branches, ``AVX2`` included, for Intel processors only and silently falls back to native
-dispatch elsewhere), with float32 and deterministic algorithms. The libraries read these variables
-at their first tensor operation, not at ``import torch``, so :func:`apply_numerics` runs at the top
-of every torch stage, before any tensor exists, and then checks that ATen really uses the pinned
-capability (a stage that computed something earlier would otherwise silently run native).
+conditional numerical reproducibility (``MKL_CBWR``) on its ``AVX2`` branch in strict mode, with
+float32 and deterministic algorithms. MKL documents its ISA branches for Intel processors; on an
+AMD EPYC the AVX2 branch gave the same bits as on an Intel Xeon for every GEMM of the op battery
+(``reproducibility/ops-*.json``), and strict mode is MKL's promise that a GEMM does not depend on the
+thread count. ``COMPATIBLE`` (SSE2 code, documented for every x86 CPU) is the fallback: half the
+speed, and its GEMMs change with the thread count, so it needs ``numerics.threads`` pinned.
+The libraries read these variables at their first tensor operation, not at ``import torch``, so
+:func:`apply_numerics` runs at the top of every torch stage, before any tensor exists, and then
+checks that ATen really uses the pinned capability (a stage that computed something earlier would
+otherwise silently run native).
+
+The thread count does not change the bits on the AVX2 branch: an op-by-op replay of training steps
+at 1 and N threads found one kernel that did, the attention softmax's backward, which the models
+replace (:mod:`s2s.models.softmax`). ``numerics.threads: null`` (the default) uses every core.
 
 One vendor switch is not a kernel choice and is handled in the models, in both modes: PyTorch draws
 CPU dropout masks with MKL on Intel and with its own generator elsewhere (:mod:`s2s.models.dropout`).
@@ -36,23 +44,26 @@ MODES = ("portable", "fast")
 # the environment that pins each library's kernel choice to the AVX2 branch
 PORTABLE_ENV: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
-    "MKL_CBWR": "COMPATIBLE",
+    "MKL_CBWR": "AVX2,STRICT",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
 }
 
 # the variables whose values belong in a run's provenance (whatever the mode)
 PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-# MKL's code branches portable mode may pin: COMPATIBLE (SSE2, documented for Intel and compatible
-# CPUs) or AVX2 (documented for Intel CPUs only: elsewhere MKL silently dispatches natively)
-MKL_BRANCHES = ("COMPATIBLE", "AVX2")
+# MKL's code branches portable mode may pin (the first is the default), with the MKL_CBWR value of
+# each: AVX2 in strict mode (thread-count-invariant GEMMs), or COMPATIBLE (SSE2, half the speed,
+# thread-count-dependent: the documented fallback should another vendor disagree on AVX2)
+MKL_BRANCHES = ("AVX2", "COMPATIBLE")
+MKL_CBWR_VALUES = {"AVX2": "AVX2,STRICT", "COMPATIBLE": "COMPATIBLE"}
+DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
 
 
-def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = "COMPATIBLE") -> None:
+def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFAULT_MKL_BRANCH) -> None:
     """Pin (``portable``) or leave (``fast``) the kernel choices; call before the first tensor op.
 
     ``threads``: the intra-op thread count (``None``: the library default, i.e. ``OMP_NUM_THREADS``
-    or the number of cores). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
+    or the number of cores; thread-invariant on the AVX2 branch). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
     :class:`InputError` for an unknown mode or branch, a CPU without AVX2, or a process that already
     ran a tensor operation on another capability.
     """
@@ -66,7 +77,7 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = "COM
             )
         if mkl_branch not in MKL_BRANCHES:
             raise InputError(f"numerics.mkl_branch={mkl_branch!r}: expected one of {', '.join(MKL_BRANCHES)}")
-        os.environ.update(PORTABLE_ENV, MKL_CBWR=mkl_branch)
+        os.environ.update(PORTABLE_ENV, MKL_CBWR=MKL_CBWR_VALUES[mkl_branch])
     import torch
 
     if mode == "portable":
@@ -85,7 +96,9 @@ def apply_from_config(cfg: Mapping[str, Any]) -> None:
     """:func:`apply_numerics` with the ``numerics`` section of a stage's composed config."""
     numerics = cfg.get("numerics") or {}
     apply_numerics(
-        str(numerics.get("mode", "portable")), numerics.get("threads"), str(numerics.get("mkl_branch") or "COMPATIBLE")
+        str(numerics.get("mode", "portable")),
+        numerics.get("threads"),
+        str(numerics.get("mkl_branch") or DEFAULT_MKL_BRANCH),
     )
 
 
@@ -113,8 +126,28 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "mkl": _version_line(versions, "Math Kernel Library Version "),
         "onednn": _version_line(versions, "MKL-DNN v"),
         "python": sys.version.split()[0],
+        "packages": package_versions(),
         "env": {key: os.environ[key] for key in PROVENANCE_ENV if key in os.environ},
     }
+
+
+# the Python packages whose version decides bits of a figure: the kernels (torch), the vocabulary
+# (sentencepiece), batch order and splits (numpy's Generator streams), the training loop's order
+# (Lightning), the scores (sacrebleu, sacremoses for the lc-tok BLEU)
+BIT_DECIDING_PACKAGES = ("torch", "numpy", "sentencepiece", "pytorch-lightning", "sacrebleu", "sacremoses")
+
+
+def package_versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`BIT_DECIDING_PACKAGES` (None where it is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in BIT_DECIDING_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 # the CPU features that decide which kernels the libraries would pick natively

@@ -277,7 +277,7 @@ RULES: dict[str, Rule] = {
     # numerics (s2s.common.numerics)
     "numerics.mode": Choice("portable", "fast"),
     "numerics.threads": Int(1, nullable=True),
-    "numerics.mkl_branch": Choice("COMPATIBLE", "AVX2", nullable=True),
+    "numerics.mkl_branch": Choice("AVX2", "COMPATIBLE", nullable=True),
     # translate
     "translate.model": Text(),
     "translate.spm": Text(),
@@ -325,12 +325,36 @@ def _cross_portable(get: Callable[[str], Any]) -> tuple[str, str] | None:
     hint = "portable numerics (the default) {}; numerics=fast is the machine-specific mode"
     if get("trainer.precision") not in (None, "32-true", "32", 32):
         return "trainer.precision", f"={_show(get('trainer.precision'))}: " + hint.format("train in 32-true")
-    if get("numerics.threads") is None:
-        return "numerics.threads", "=null: " + hint.format("pin the thread count (the bits depend on it)")
+    if get("numerics.threads") is None and get("numerics.mkl_branch") == "COMPATIBLE":
+        return "numerics.threads", "=null with numerics.mkl_branch=COMPATIBLE: " + hint.format(
+            "pin the thread count on MKL's COMPATIBLE branch (its GEMMs depend on it)"
+        )
     if get("trainer.deterministic") is False:
         return "trainer.deterministic", "=false: " + hint.format("need deterministic algorithms")
     if str(get("decode.precision")) in ("bf16", "16"):
         return "decode.precision", f"={_show(get('decode.precision'))}: " + hint.format("decode in 32")
+    return None
+
+
+def _cross_stacked_dropout(get: Callable[[str], Any]) -> tuple[str, str] | None:
+    """A stacked nn.LSTM/nn.GRU draws its inter-layer dropout masks inside ATen, the vendor's way
+    (MKL's generator on Intel, ATen's own elsewhere): outside what portable numerics can pin."""
+    if get("numerics.mode") != "portable":
+        return None
+    for part in ("encoder", "decoder"):
+        layers, dropout = get(f"model.{part}.num_layers"), get(f"model.{part}.dropout")
+        if not (_is_int(layers) and isinstance(dropout, int | float) and dropout > 0):
+            continue
+        target = str(get(f"model.{part}._target_") or "")
+        # the encoder is one stacked module; the fused decoder stacks its layers 2..L in one module
+        stacked = layers if part == "encoder" else layers - 1 if target.endswith("FusedRNNDecoder") else 0
+        if stacked > 1:
+            return (
+                f"model.{part}.num_layers",
+                f"={layers} with model.{part}.dropout={_show(dropout)}: a stacked nn.LSTM/nn.GRU draws its "
+                "inter-layer dropout masks the CPU vendor's way, which portable numerics cannot pin; set "
+                f"model.{part}.dropout=0, fewer layers, or numerics=fast (reproducible on this CPU model only)",
+            )
     return None
 
 
@@ -379,6 +403,7 @@ CROSS_RULES: list[tuple[tuple[str, ...], Callable[[Callable[[str], Any]], tuple[
     (("train",), _cross_batch),
     (("evaluate",), _cross_eval_split),
     (("numerics",), _cross_portable),
+    (("model",), _cross_stacked_dropout),
 ]
 
 _ABSENT = object()

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from s2s.models.softmax import softmax
+
 
 class Attention(nn.Module):
     """Base class: subclasses implement :meth:`score`."""
@@ -35,7 +37,7 @@ class Attention(nn.Module):
         Returns the context (B, M) and the weights (B, S).
         """
         scores = self.score(query, keys).masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
+        weights = softmax(scores, dim=-1)
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
         return context, weights
 
@@ -56,7 +58,7 @@ class Attention(nn.Module):
         """:meth:`forward` for all target steps at once (teacher forcing when the queries do not
         depend on earlier contexts): ``query`` (B, T, Q) -> context (B, T, M), weights (B, T, S)."""
         scores = self.score_all(query, keys).masked_fill(~mask.unsqueeze(1), float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
+        weights = softmax(scores, dim=-1)
         return torch.bmm(weights, memory), weights
 
 

@@ -1,14 +1,58 @@
-"""s2s.common.verification: the committed reference, the files that differ, and which CPU fails CI."""
+"""s2s.common.verification: the committed records per candidate and CPU, what differs, which CPU fails CI."""
 
 from __future__ import annotations
 
-from s2s.common.verification import CHECKED, differences, load_reference, same_cpu
+import json
+from pathlib import Path
+
+import pytest
+
+from s2s.common.io import InputError
+from s2s.common.verification import (
+    CANDIDATES,
+    CHECKED,
+    RECORDS,
+    battery_path,
+    cpu_slug,
+    differences,
+    first_differing_op,
+    identical_where,
+    load_reference,
+    package_changes,
+    references,
+    same_cpu,
+    thread_culprits,
+)
 
 
-def test_the_committed_reference_names_its_cpu_and_every_checked_file() -> None:
-    reference = load_reference()
-    assert set(reference["files"]) == set(CHECKED)
-    assert reference["machine"]["cpu"] and reference["overrides"]
+def test_every_candidate_has_a_committed_reference_naming_its_cpu_packages_and_every_file() -> None:
+    for name in CANDIDATES:
+        refs = references(name)
+        assert refs, f"no committed reference of {name} in {RECORDS}"
+        for path, ref in refs:
+            assert set(ref["files"]) == set(CHECKED), path
+            assert ref["machine"]["cpu"] and ref["machine"]["vendor"] and ref["overrides"], path
+            assert ref["machine"]["packages"]["torch"] and ref["machine"]["packages"]["numpy"], path
+            assert path.name == f"tiny-{name}.{cpu_slug(ref['machine'])}.json"
+            assert battery_path(ref["machine"]).is_file(), f"{path.name} has no op battery of its CPU"
+
+
+def test_the_candidates_give_other_weights() -> None:
+    """The fallback is a real alternative: if both gave the same bytes, recording both would be idle."""
+    avx2, compatible = (dict(references(name)[0][1]["files"]) for name in ("portable-avx2", "portable-compatible"))
+    assert avx2["data/prepared/spm.model"] == compatible["data/prepared/spm.model"]  # data is not numerics
+    assert avx2["models/model.pt"] != compatible["models/model.pt"]
+
+
+def test_recorded_batteries_show_the_thread_culprits_per_branch() -> None:
+    """On the AVX2 branch only ATen's softmax backward and a multi-million-element full sum change
+    with the thread count, and the project's softmax does not; on COMPATIBLE, GEMMs change too."""
+    for path in sorted(RECORDS.glob("ops.*.json")):
+        settings = json.loads(path.read_text())["settings"]
+        avx2 = thread_culprits(settings, "AVX2")
+        assert not [op for op in avx2 if op.startswith(("mm", "A^T", "s2s softmax", "linear", "bilstm"))], path
+        assert "torch.softmax 64x30 grad 0" in avx2, path  # the culprit the models replace
+        assert any(op.startswith("mm ") for op in thread_culprits(settings, "COMPATIBLE")), path
 
 
 def test_differences_name_each_file_that_differs() -> None:
@@ -18,8 +62,41 @@ def test_differences_name_each_file_that_differs() -> None:
     assert differences(ref, here) == ["reports/metrics.json", "models/model.pt"]
 
 
+def test_the_first_differing_op_and_the_changed_packages_are_named() -> None:
+    assert first_differing_op({"mm a": "1", "mm b": "2", "sum": "3"}, {"mm a": "1", "mm b": "9", "sum": "8"}) == "mm b"
+    assert first_differing_op({"mm a": "1"}, {"mm a": "1"}) is None
+    old, new = {"packages": {"numpy": "2.4.6", "torch": "2.13.0"}}, {"packages": {"numpy": "2.5.0", "torch": "2.13.0"}}
+    assert package_changes(old, new) == ["numpy 2.4.6 -> 2.5.0"]
+
+
+def test_cpu_slug_is_vendor_and_widest_isa() -> None:
+    assert cpu_slug({"vendor": "GenuineIntel", "cpu_flags": ["avx2", "avx512f", "amx_tile"]}) == "intel-amx"
+    assert cpu_slug({"vendor": "AuthenticAMD", "cpu_flags": ["avx2", "avx512f"]}) == "amd-avx512"
+    assert cpu_slug({"vendor": "AuthenticAMD", "cpu_flags": ["avx2"]}) == "amd-avx2"
+
+
 def test_ci_fails_on_the_reference_cpu_only() -> None:
     xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_flags": ["avx2", "avx512f", "amx_tile"]}
     assert same_cpu(xeon, dict(xeon))
     assert not same_cpu(xeon, {**xeon, "cpu_flags": ["avx2"]})  # a VM's generic name, another ISA
     assert not same_cpu(xeon, {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx2"]})
+
+
+def test_the_identical_where_table_comes_from_the_records_and_names_missing_vendors(tmp_path: Path) -> None:
+    table = identical_where()
+    for name in CANDIDATES:
+        for path, _ in references(name):
+            assert path.name in table
+    recorded = {ref["machine"]["vendor"] for name in CANDIDATES for _, ref in references(name)}
+    if "GenuineIntel" not in recorded:
+        assert "Intel: not yet recorded" in table
+    assert "not yet recorded" in identical_where(tmp_path).splitlines()[2]  # an empty folder: nothing recorded
+
+
+@pytest.mark.parametrize("content", ["{}", '{"files": {}, "machine": {"cpu": "x"}}',
+                                     '{"files": {}, "machine": {"cpu": "x"}, "overrides": "preset=tiny"}', "[1]"])
+def test_a_broken_reference_is_refused_in_one_line(tmp_path: Path, content: str) -> None:
+    bad = tmp_path / "tiny-portable-avx2.amd-avx2.json"
+    bad.write_text(content)
+    with pytest.raises(InputError, match="not a reference file"):
+        load_reference(bad)
