@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--compile", metavar="MODE", help="also measure with the decoder step compiled "
                     "(true | reduce-overhead | max-autotune), after the eager runs")
     ap.add_argument("--numerics", default="portable", help="portable (the default) | fast (s2s.common.numerics)")
-    ap.add_argument("--mkl-branch", default="COMPATIBLE", help="portable mode's MKL branch: COMPATIBLE | AVX2")
+    ap.add_argument("--mkl-branch", default="AVX2", help="portable mode's MKL branch: AVX2 (default) | COMPATIBLE")
     ap.add_argument("--out", help="also write the results as JSON here")
     args = ap.parse_args()
 

@@ -295,8 +295,9 @@ def load_systems(
     return systems
 
 
-# what decides the bits in every mode, and what decides them only outside portable numerics
-_ALWAYS = ("numerics", "torch", "mkl", "onednn", "precision")
+# what decides the bits in every mode (dotted: inside a provenance section), and what decides them
+# only outside portable numerics
+_ALWAYS = ("numerics", "env.MKL_CBWR", "torch", "mkl", "onednn", "precision")
 _UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device")
 
 
@@ -311,12 +312,21 @@ def provenance_warnings(systems: Sequence[System]) -> list[str]:
     lines = [f"{r.label}: no provenance (reports/eval/report.json from an older evaluate)" for r in runs
              if not r.provenance]
     portable = all(r.provenance.get("numerics") == "portable" for r in known)
-    for key in _ALWAYS + (() if portable else _UNLESS_PORTABLE):
-        values = {str(r.provenance.get(key)): r.label for r in known}
+    packages = sorted({f"packages.{name}" for r in known for name in (r.provenance.get("packages") or {})})
+    for key in _ALWAYS + tuple(packages) + (() if portable else _UNLESS_PORTABLE):
+        values = {str(_field(r.provenance, key)): r.label for r in known}
         if len(values) > 1:
             seen = "; ".join(f"{v} ({label})" for v, label in values.items())
             lines.append(f"runs differ in {key}: {seen}: a score difference may come from this, not from the system")
     return lines
+
+
+def _field(provenance: dict[str, Any], key: str) -> Any:
+    """``provenance[a][b]`` for ``a.b`` (None where a level is missing: an older report)."""
+    value: Any = provenance
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def common_test_sets(systems: Sequence[System]) -> tuple[list[str], list[str]]:

@@ -38,3 +38,14 @@ def test_a_portable_run_against_a_fast_one_is_warned_about() -> None:
 def test_a_run_without_provenance_is_named() -> None:
     lines = provenance_warnings(systems(BASE, None))
     assert lines == ["b[0] y: no provenance (reports/eval/report.json from an older evaluate)"]
+
+
+def test_every_bit_deciding_package_and_the_mkl_branch_are_compared() -> None:
+    with_packages = {**BASE, "env": {"MKL_CBWR": "AVX2,STRICT"},
+                     "packages": {"numpy": "2.4.6", "sentencepiece": "0.2.3", "sacrebleu": "2.6.0"}}
+    other = {**with_packages, "packages": {**with_packages["packages"], "numpy": "2.5.0"}}
+    lines = provenance_warnings(systems(with_packages, other))
+    assert len(lines) == 1 and lines[0].startswith("runs differ in packages.numpy: 2.4.6 (a[0] x); 2.5.0 (b[0] y)")
+    compatible = {**with_packages, "env": {"MKL_CBWR": "COMPATIBLE"}}
+    lines = provenance_warnings(systems(with_packages, compatible))
+    assert len(lines) == 1 and lines[0].startswith("runs differ in env.MKL_CBWR")
