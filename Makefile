@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro tiny test lint bench params verify lock
+.PHONY: setup repro tiny test lint bench params verify lock headline
 
 # every package at the version and hash of requirements.lock (the versions decide bits: torch, numpy,
 # sentencepiece, Lightning, sacrebleu, sacremoses), then the project itself without resolving again
@@ -41,3 +41,6 @@ lock: setup                 ## refresh requirements.lock after editing pyproject
 	uv pip compile pyproject.toml --extra dev --generate-hashes -c constraints.txt --find-links /opt/wheels \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --emit-find-links --no-annotate \
 	  --custom-compile-command "make lock" $(UPGRADE) -o requirements.lock
+
+headline: setup             ## the headline table from the committed docs/results/<run>/ files (no training) -> docs/results/headline/
+	bash benchmarks/headline_table.sh

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Copy what a finished headline run's table is made from into docs/results/<run>/ (issue 33):
+# reports/metrics.json, reports/eval/ (report with provenance, translations of every test set,
+# robustness), the validation curve, params.yaml, dvc.lock and run.log (command, wall time).
+#
+#   bash benchmarks/collect_run.sh RUN     # RUNS_DIR/RUN (default ../runs/RUN) must have finished
+set -euo pipefail
+RUN=${1:?usage: collect_run.sh RUN}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SRC=${RUNS_DIR:-$(dirname "$ROOT")/runs}/$RUN
+DEST=$ROOT/docs/results/$RUN
+grep -q '^== .* end: rc 0,' "$SRC/run.log" 2>/dev/null \
+    || { echo "error: $SRC/run.log shows no finished run (rc 0): resume it with benchmarks/headline_run.sh" >&2; exit 2; }
+rm -rf "$DEST" && mkdir -p "$DEST/reports/dvclive/plots/metrics/val"
+cp "$SRC/reports/metrics.json" "$DEST/reports/"
+cp -r "$SRC/reports/eval" "$DEST/reports/eval"
+cp "$SRC/reports/dvclive/plots/metrics/val/bleu.tsv" "$DEST/reports/dvclive/plots/metrics/val/"
+cp "$SRC/params.yaml" "$SRC/dvc.lock" "$SRC/run.log" "$DEST/"
+echo "collected $RUN into docs/results/$RUN"

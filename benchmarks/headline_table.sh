@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The headline table from the committed run files only (issue 33): src/compare.py over
+# docs/results/<model>-s<seed>/ (mean ± std over seeds on every test set, BLEU and chrF cased,
+# lc-tok BLEU, paired significance of each model against the default) into docs/results/headline/.
+# No training: anyone can re-create the table from a clone. `make headline`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RESULTS=${RESULTS:-$ROOT/docs/results}
+MODELS=${MODELS:-"bilstm_attn bigru_attn bilstm_attn_fused"}   # the first is the baseline
+systems=()
+for m in $MODELS; do
+    runs=$(for d in "$RESULTS/$m"-s[0-9]*; do [ -d "$d/reports/eval" ] && printf '%s,' "$d"; done || true)
+    [ -n "$runs" ] && systems+=(--system "$m=${runs%,}")
+done
+[ ${#systems[@]} -ge 1 ] || { echo "error: no run collected under $RESULTS (benchmarks/collect_run.sh)" >&2; exit 2; }
+python "$ROOT/src/compare.py" "${systems[@]}" --out-dir "${OUT_DIR:-$RESULTS/headline}" --mlflow false
