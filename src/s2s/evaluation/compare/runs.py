@@ -24,7 +24,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -172,6 +172,9 @@ class TestSet:
     sources: tuple[str, ...]
     references: tuple[tuple[str, ...], ...]
     hypotheses: tuple[str, ...]
+    # the lowercased, Moses-tokenized BLEU against the official tokenized references, as evaluate
+    # scored it (reports/eval/metrics.json): compared as mean ± std, not resampled here
+    bleu_tok: float | None = None
 
 
 def _read_json(run: RunFiles, relpath: str) -> dict[str, Any] | None:
@@ -240,7 +243,10 @@ def test_sets_from_reports(run: RunFiles) -> dict[str, TestSet]:
         text = run.read_text(relpath)
         if text is None:
             raise InputError(f"{run.label}: {relpath} not found ({EVAL_METRICS} lists test set {name})")
-        out.update(_parse_translations(text, f"{run.label}: {relpath}", name))
+        for key, test_set in _parse_translations(text, f"{run.label}: {relpath}", name).items():
+            scores = (names[name] or {}).get(key.split(" ", 1)[1]) if isinstance(names[name], dict) else None
+            bleu_tok = scores.get("bleu_tok") if isinstance(scores, dict) else None
+            out[key] = replace(test_set, bleu_tok=float(bleu_tok)) if isinstance(bleu_tok, int | float) else test_set
     return out
 
 

@@ -96,12 +96,17 @@ def compare_test_set(systems: Sequence[System], key: str, settings: Settings) ->
                         }
                         for m in METRICS
                     },
+                    "bleu_tok": run.test_sets[key].bleu_tok,
                 }
             )
         entry: dict[str, Any] = {"runs": runs}
         for m in METRICS:
             mean, std = _mean_std([r[m]["score"] for r in runs])
             entry[m] = {"mean": mean, "std": std, "n": len(runs)}
+        tok = [r["bleu_tok"] for r in runs]
+        if all(t is not None for t in tok):  # evaluate scored lc-tok BLEU (tokenized references exist)
+            mean, std = _mean_std(tok)
+            entry["bleu_tok"] = {"mean": mean, "std": std, "n": len(runs)}
         out["systems"][system.name] = entry
 
     baseline = systems[0]
