@@ -24,6 +24,12 @@ if [ "$(git rev-parse HEAD)" != "$(git -C "$ROOT" rev-parse "$COMMIT^{commit}")"
 fi
 export PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$RUN/src" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export S2S_MIRROR="${S2S_MIRROR:-$(dirname "$ROOT")/shared/data/multi30k}"
+if [ -f "$RUN/.running" ] && kill -0 "$(cat "$RUN/.running")" 2>/dev/null; then
+    echo "error: $NAME is running (pid $(cat "$RUN/.running")); wait for it, or stop it to resume later" >&2
+    exit 2
+fi
+echo $$ > "$RUN/.running"
+trap 'rm -f "$RUN/.running"' EXIT
 python -m s2s.common.params_file "$@"
 {
     echo "== $(date -u +%FT%TZ) start: dvc repro (commit $(git rev-parse --short HEAD); overrides: ${*:-none};" \
