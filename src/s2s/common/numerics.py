@@ -39,7 +39,13 @@ from typing import Any
 
 from s2s.common.io import InputError
 
-MODES = ("portable", "fast")
+MODES = ("portable", "fast", "gpu")
+
+# cuBLAS gives deterministic GEMMs only with a fixed workspace (CUDA >= 10.2): without the variable
+# the first GEMM under torch.use_deterministic_algorithms(True) raises. cuBLAS reads it when its
+# handle is created, at the first CUDA GEMM, so setting it here (before any CUDA op of the stage)
+# is enough. Lightning sets it for training only; evaluate and translate need it as much.
+CUBLAS_DETERMINISTIC = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
 
 # the environment that pins each library's kernel choice to the AVX2 branch
 PORTABLE_ENV: dict[str, str] = {
@@ -49,7 +55,7 @@ PORTABLE_ENV: dict[str, str] = {
 }
 
 # the variables whose values belong in a run's provenance (whatever the mode)
-PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", *CUBLAS_DETERMINISTIC)
 
 # MKL's code branches portable mode may pin (the first is the default), with the MKL_CBWR value of
 # each: AVX2 in strict mode (thread-count-invariant GEMMs), or COMPATIBLE (SSE2, half the speed,
@@ -60,7 +66,13 @@ DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
 
 
 def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFAULT_MKL_BRANCH) -> None:
-    """Pin (``portable``) or leave (``fast``) the kernel choices; call before the first tensor op.
+    """Pin (``portable``), leave (``fast``) or make deterministic on a GPU (``gpu``) the kernel choices.
+
+    Call before the first tensor operation. ``gpu`` is what a GPU user expects: bf16 mixed
+    precision (conf/numerics/gpu.yaml), deterministic algorithms, bit-identical on the same GPU
+    model and software stack only. In ``portable`` and ``gpu`` modes TF32 is off, so float32 means
+    float32 on an accelerator too (provenance records both flags), and cuBLAS gets its
+    deterministic workspace.
 
     ``threads``: the intra-op thread count (``None``: the library default, i.e. ``OMP_NUM_THREADS``
     or the number of cores; thread-invariant on the AVX2 branch). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
@@ -87,6 +99,11 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
                 f"numerics.mode=portable: ATen runs the {used} kernels, not AVX2 "
                 "(the CPU lacks AVX2, or a tensor operation ran before the numerics were applied)"
             )
+    if mode in ("portable", "gpu"):
+        for key, value in CUBLAS_DETERMINISTIC.items():
+            os.environ.setdefault(key, value)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         torch.use_deterministic_algorithms(True)
     if threads is not None:
         torch.set_num_threads(int(threads))
@@ -122,6 +139,7 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "threads": torch.get_num_threads(),
         "precision": str(precision),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
         "torch": str(torch.__version__),
         "mkl": _version_line(versions, "Math Kernel Library Version "),
         "onednn": _version_line(versions, "MKL-DNN v"),

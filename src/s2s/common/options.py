@@ -275,7 +275,7 @@ RULES: dict[str, Rule] = {
     "logger.log_system_metrics": Rule(lambda v: isinstance(v, bool), "true or false", nullable=True),
     "logger.timeout_s": Float(0.0, low_open=True),
     # numerics (s2s.common.numerics)
-    "numerics.mode": Choice("portable", "fast"),
+    "numerics.mode": Choice("portable", "fast", "gpu"),
     "numerics.threads": Int(1, nullable=True),
     "numerics.mkl_branch": Choice("AVX2", "COMPATIBLE", nullable=True),
     # translate
