@@ -175,3 +175,31 @@ def test_the_epoch_line_is_logged_by_rank_zero_once_training_started(monkeypatch
         report.on_train_epoch_end(report_trainer(is_global_zero=False), None)
         report.on_train_epoch_end(trainer, None)
     assert [(r.name, r.getMessage()) for r in caplog.records] == [("train", "epoch 1/13 step 0 elapsed 0m00s")]
+
+
+def progress_lines(monkeypatch, caplog, every: int, seconds_per_step: float, steps: int) -> list[str]:
+    clock = Clock()
+    monkeypatch.setattr(callbacks, "time", clock)
+    report = EpochReport()
+    trainer = report_trainer(log_every_n_steps=every, estimated_stepping_batches=5889)
+    with caplog.at_level(logging.INFO, logger="train"):
+        report.on_train_start(trainer, None)
+        report.on_train_epoch_start(trainer, None)
+        for step in range(1, steps + 1):
+            clock.now += seconds_per_step
+            trainer.global_step = step
+            trainer.callback_metrics = {"tokens_per_sec": torch.tensor(1000.0 + step),
+                                        "train_loss_step": torch.tensor(5.0)}
+            report.on_train_batch_end(trainer, None, None, None, step - 1)
+    return [r.getMessage() for r in caplog.records if r.name == "train"]
+
+
+def test_a_progress_line_every_log_every_n_steps_before_the_first_epoch_ends(monkeypatch, caplog) -> None:
+    lines = progress_lines(monkeypatch, caplog, every=50, seconds_per_step=0.5, steps=120)
+    assert [line.split()[3] for line in lines] == ["50/5889", "100/5889"]
+    assert lines[0] == "epoch 1/13 step 50/5889 train loss 5.000 1,026 tok/s elapsed 0m25s remaining 48m40s"
+
+
+def test_a_progress_line_at_least_every_minute_when_steps_are_slow(monkeypatch, caplog) -> None:
+    lines = progress_lines(monkeypatch, caplog, every=1000, seconds_per_step=25.0, steps=7)
+    assert [line.split()[3] for line in lines] == ["3/5889", "6/5889"]  # 75 s, then 150 s
