@@ -30,7 +30,9 @@ def main(cfg: DictConfig) -> None:
     t = cfg.translate
     interactive = t.input == "-" and sys.stdin is not None and sys.stdin.isatty()
     check_output(t.output)
-    lines = None if interactive else read_input(t.input, sys.stdin.buffer if sys.stdin is not None else None)
+    lines = None if interactive else read_input(
+        t.input, sys.stdin.buffer if sys.stdin is not None else None, t.max_src_pieces
+    )
     with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
         model = t.model
         if is_model_uri(model):  # an MLflow Model: downloaded, then read like any model folder

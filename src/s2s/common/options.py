@@ -285,7 +285,7 @@ RULES: dict[str, Rule] = {
     "translate.output": Text(what="a file, or - for standard output"),
     "translate.target_lang": Text(LANG, "a language code without spaces", nullable=True),
     "translate.batch_size": Int(1),
-    "translate.max_src_pieces": Int(1),
+    "translate.max_src_pieces": Int(1, 4096),  # bounds the bytes read per line (x 64) and the search
 }
 
 

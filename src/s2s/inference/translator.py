@@ -72,32 +72,98 @@ def clean_line(line: str) -> str:
     return line.replace("\r", " ")
 
 
-def read_input(source: str | Path, stream: BinaryIO | None = None) -> list[str]:
-    """All lines of ``source`` (a file, or ``-`` for ``stream``), split at ``\\n`` only; a file
-    that is not UTF-8 text fails naming the line."""
+# SentencePiece pieces are at most 16 characters of at most 4 UTF-8 bytes: a line longer than this
+# many bytes per allowed piece holds more pieces than are translated, so the rest is never read whole
+BYTES_PER_PIECE = 64
+# the whole input held in memory at most (its translations are held too); more is refused, not read
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+_CHUNK = 1 << 16
+
+
+def read_input(
+    source: str | Path, stream: BinaryIO | None = None, max_src_pieces: int | None = 256
+) -> list[str]:
+    """All lines of ``source`` (a file, or ``-`` for ``stream``), split at ``\\n`` only, read with bounds.
+
+    A line longer than ``max_src_pieces`` x :data:`BYTES_PER_PIECE` bytes is cut there (with a
+    warning naming the line; the translator cuts at ``max_src_pieces`` pieces anyway) and the rest
+    of it is skipped in chunks, never held; NUL bytes (binary input: ``/dev/zero``,
+    ``/dev/urandom``) are refused at the first chunk; more than :data:`MAX_INPUT_BYTES` is refused
+    before it is read. A file that is not UTF-8 text fails naming the line.
+    """
     name = "standard input" if str(source) == "-" else str(source)
     if str(source) == "-":
         if stream is None:
             raise InputError("translate.input=-: standard input is closed")
+        return _read_lines(stream, name, "translate.input=-", max_src_pieces)
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"translate.input={path}: file not found")
+    if path.is_dir():
+        raise InputError(f"translate.input={path}: is a folder, not a file")
+    try:
+        with open(path, "rb") as f:
+            return _read_lines(f, name, f"translate.input={path}", max_src_pieces)
+    except OSError as err:
+        raise InputError(f"translate.input={path}: cannot read ({err.strerror or err})") from err
+
+
+def _read_lines(stream: BinaryIO, name: str, option: str, max_src_pieces: int | None) -> list[str]:
+    line_cap = (max_src_pieces or 256) * BYTES_PER_PIECE
+    lines: list[bytes] = []
+    total = 0
+    while True:
         try:
-            raw = stream.read()
+            line = stream.readline(line_cap + 1)
         except OSError as err:
-            raise InputError(f"translate.input=-: cannot read standard input ({err.strerror or err})") from err
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"translate.input={path}: file not found")
-        if path.is_dir():
-            raise InputError(f"translate.input={path}: is a folder, not a file")
-        try:
-            raw = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"translate.input={path}: cannot read ({err.strerror or err})") from err
-    lines = decode_lines(raw, name)
-    for number, line in enumerate(lines, start=1):
-        if "\0" in line:
+            raise InputError(f"{option}: cannot read ({err.strerror or err})") from err
+        if not line:
+            break
+        number = len(lines) + 1
+        if b"\0" in line:
             raise InputError(f"{name}, line {number}: contains a NUL byte (binary input, not text)")
-    return [clean_line(line) for line in lines]
+        if len(line) > line_cap and not line.endswith(b"\n"):
+            line = line[:line_cap]
+            line = line[: _char_boundary(line)]  # then skip the rest of the line without holding it
+            rest_nul, skipped = _skip_to_newline(stream, MAX_INPUT_BYTES - total)
+            if rest_nul:
+                raise InputError(f"{name}, line {number}: contains a NUL byte (binary input, not text)")
+            total += skipped
+            # stderr, not logging: Hydra's log handler writes to stdout, the translations' stream
+            print(f"warning: {name}, line {number}: longer than {line_cap} bytes, only they are read "
+                  "(translate.max_src_pieces x 64)", file=sys.stderr, flush=True)
+        total += len(line)
+        if total > MAX_INPUT_BYTES:
+            raise InputError(f"{option}: more than {MAX_INPUT_BYTES // (1024 * 1024)} MiB of input; split it")
+        lines.append(line.rstrip(b"\n"))
+    out = decode_lines(b"\n".join(lines) + (b"\n" if lines else b""), name)
+    return [clean_line(line) for line in out]
+
+
+def _char_boundary(data: bytes) -> int:
+    """The length of ``data`` without a UTF-8 character cut in two at its end."""
+    start = len(data)
+    while start > 0 and len(data) - start < 4 and (data[start - 1] & 0xC0) == 0x80:
+        start -= 1  # back over continuation bytes to the last character's lead byte
+    if start == 0 or data[start - 1] < 0xC0:
+        return len(data)  # ends on ASCII or on stray continuation bytes (left to the UTF-8 check)
+    lead = data[start - 1]
+    need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return len(data) if len(data) - (start - 1) >= need else start - 1
+
+
+def _skip_to_newline(stream: BinaryIO, budget: int) -> tuple[bool, int]:
+    """Read and drop up to the next newline in chunks, at most ``budget`` (+ one chunk) bytes:
+    (a NUL byte was seen, the bytes dropped)."""
+    skipped = 0
+    while skipped <= budget:
+        chunk = stream.readline(_CHUNK)
+        skipped += len(chunk)
+        if b"\0" in chunk:
+            return True, skipped
+        if not chunk or chunk.endswith(b"\n"):
+            break
+    return False, skipped
 
 
 def check_output(output: str) -> None:
