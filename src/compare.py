@@ -29,6 +29,10 @@ Training several seeds is one command, either way:
 
 from __future__ import annotations
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
+
 import argparse
 import logging
 import os

@@ -1,5 +1,8 @@
 """DVC stage `download`: fetch every file the data config reads (or its mirror), verify sha256, write data/raw/."""
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import logging
 
 import hydra

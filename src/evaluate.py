@@ -4,6 +4,9 @@ Decodes every test set, scores it with sacreBLEU, writes reports/ and logs to ML
 (:mod:`s2s.evaluation.run`). Exit codes: 0 evaluated; 2 a user error (one line `error: ...`).
 """
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import hydra
 from omegaconf import DictConfig
 

@@ -1,5 +1,8 @@
 """DVC stage `preprocess`: split, filter, augment, train SentencePiece, encode -> data/prepared/."""
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import logging
 from pathlib import Path
 

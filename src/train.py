@@ -5,6 +5,9 @@ Exit codes: 0 trained and exported; 2 a user error (one line `error: ...`); 128 
 resumable last.ckpt (a Ctrl-C outside the training loop also exits 130, keeping the checkpoints).
 """
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import logging
 import os
 import sys

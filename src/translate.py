@@ -10,6 +10,9 @@ translate.model is a model file, a folder holding one (models/, or an MLflow Mod
 MLflow Model URI: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run id>/model.
 """
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import sys
 import tempfile
 

@@ -11,6 +11,9 @@
 Exit codes: 0 matched (or written), 1 a file differs, 2 a user error (one line `error: ...`).
 """
 
+# isort: off
+import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the rest ends in one line
+# isort: on
 import argparse
 import logging
 from pathlib import Path

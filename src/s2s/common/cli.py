@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from s2s.common import interrupts
 from s2s.common.io import InputError
 
 # (module, class, prefix) of further user-facing errors; looked up only if the module is loaded, so
@@ -53,11 +54,19 @@ def user_message(err: BaseException) -> str | None:
     return None
 
 
-def _fail(message: str, log: bool = True) -> None:
-    if log:  # into the stage's log file too (Hydra configured logging)
-        logging.getLogger("s2s").error("%s", message)
+def _log_to_files(message: str) -> None:
+    """The error into the stage's log file (Hydra's file handler), not again onto the console."""
+    record = logging.LogRecord("s2s", logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _fail(message: str, log: bool = True, code: int = 2) -> None:
+    if log:
+        _log_to_files(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,8 +74,11 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        interrupts.restore()
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            _fail("interrupted (Ctrl-C)", code=interrupts.INTERRUPTED)
         except Exception as err:
             message = user_message(err)
             if message is None:
@@ -114,4 +126,8 @@ def stage_main(main: Callable[[], Any]) -> None:
         check_yaml(sys.argv[1:])
     except InputError as err:
         _fail(str(err), log=False)  # before Hydra: no log file yet
-    main()
+    interrupts.restore()
+    try:
+        main()
+    except KeyboardInterrupt:  # in Hydra's own start-up, before the stage's code runs
+        _fail("interrupted (Ctrl-C)", log=False, code=interrupts.INTERRUPTED)
