@@ -29,6 +29,9 @@ if [ -f "$RUN/.running" ] && kill -0 "$(cat "$RUN/.running")" 2>/dev/null; then
     exit 2
 fi
 echo $$ > "$RUN/.running"
+# `nice` alone does not lower a process below other sessions' work where the kernel groups tasks by
+# session (sched_autogroup_enabled=1, and a run started with setsid is its own session): lower the group too
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 trap 'rm -f "$RUN/.running"' EXIT
 python -m s2s.common.params_file "$@"
 {
