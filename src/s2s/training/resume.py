@@ -6,9 +6,11 @@ A run resumes only from an unfinished run whose result-determining configuration
 :data:`PREPARED_FILES`) are the same and which ran on the same number of processes (the sampler's position
 is counted per process, so another world size would replay or skip batches). A finished run of the
 same configuration is reused: restored and exported again, without training. Anything else starts
-fresh; a resumable checkpoint of another configuration is moved aside, never deleted, and a
-finished run's files are set aside (:data:`PREVIOUS`) until the new run has written its first
-checkpoint, so a run that fails before that (missing data, a NaN loss, a full disk) leaves them.
+fresh; a resumable checkpoint of another configuration is moved aside to
+``stale-<fingerprint>-<time>/``, never deleted, and a finished run's files are set aside
+(:data:`PREVIOUS`) until the new run has written its first checkpoint, so a run that fails before
+that (missing data, a NaN loss, a full disk) leaves them in place; once it has, they too are kept
+in ``stale-<fingerprint>-<time>/``. Clean up by hand: ``rm -r <checkpoint_dir>/stale-*``.
 
 Only the global-rank-0 process changes the checkpoint folder; the other ranks only read it, and
 they reach the same decision from the same files whether they read before or after rank 0 moved
@@ -205,12 +207,15 @@ def decide(ckpt_dir: Path, fp: str, relevant: dict[str, Any], world_size: int, r
     return Decision(None, True, "every checkpoint unreadable")
 
 
-def move_aside(ckpt_dir: Path) -> Path | None:
-    """Move the folder's checkpoints to ``stale-<fingerprint>-<time>/`` beside them; returns where."""
-    files = _run_files(ckpt_dir)
+def move_aside(ckpt_dir: Path, source: Path | None = None) -> Path | None:
+    """Move a run's files (those of ``source``, default ``ckpt_dir`` itself) to
+    ``ckpt_dir/stale-<fingerprint>-<time>/``; returns where. Nothing in it is read again: remove
+    it by hand (``rm -r``) when it is no longer wanted, or move its files back to resume it."""
+    source = ckpt_dir if source is None else source
+    files = _run_files(source)
     if not files:
         return None
-    old = (read_stamp(ckpt_dir) or {}).get("fingerprint", "unknown")
+    old = (read_stamp(source) or {}).get("fingerprint", "unknown")
     dest = ckpt_dir / f"stale-{old}-{time.strftime('%Y%m%d-%H%M%S')}"
     n = 0
     while dest.exists():
@@ -243,18 +248,29 @@ def move_unusable(path: Path) -> Path:
 def retire_finished(ckpt_dir: Path) -> None:
     """Set a finished run's files aside in ``PREVIOUS`` (the new run has not saved anything yet)."""
     previous = ckpt_dir / PREVIOUS
-    if previous.exists():
-        shutil.rmtree(previous)
+    discard_previous(ckpt_dir)  # one left over is kept aside, never deleted
     previous.mkdir()
     for p in _run_files(ckpt_dir):
         p.rename(previous / p.name)
 
 
 def discard_previous(ckpt_dir: Path) -> None:
-    """The new run saved its first checkpoint: the finished run set aside is retired for good."""
-    previous = Path(ckpt_dir) / PREVIOUS
-    if previous.exists():
-        shutil.rmtree(previous)
+    """The new run saved its first checkpoint: the finished run set aside in :data:`PREVIOUS` is
+    kept in ``stale-<fingerprint>-<time>/``, like an unfinished run's checkpoints (never deleted)."""
+    ckpt_dir = Path(ckpt_dir)
+    previous = ckpt_dir / PREVIOUS
+    if not previous.exists():
+        return
+    dest = move_aside(ckpt_dir, previous)
+    shutil.rmtree(previous)  # empty now (or held no run files)
+    if dest is not None:
+        log.warning(
+            "the finished run this one replaces is kept in %s (remove it with `rm -r %s` when it is "
+            "no longer wanted; move its files back into %s to export it again)",
+            dest,
+            dest,
+            ckpt_dir,
+        )
 
 
 def restore_previous(ckpt_dir: Path) -> bool:
@@ -302,6 +318,12 @@ def prepare_checkpoint_dir(
     if decision.start_fresh:
         if (ckpt_dir / COMPLETE_MARKER).exists():
             retire_finished(ckpt_dir)
+            log.warning(
+                "starting fresh (%s): the finished run's files are set aside in %s, then kept in "
+                "stale-<fingerprint>-<time>/ once this run saves its first checkpoint",
+                decision.reason,
+                ckpt_dir / PREVIOUS,
+            )
         elif _candidates(ckpt_dir):
             dest = move_aside(ckpt_dir)
             log.warning("starting fresh (%s): moved the resumable checkpoints aside to %s", decision.reason, dest)

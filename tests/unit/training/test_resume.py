@@ -226,7 +226,7 @@ def test_a_finished_run_is_kept_until_the_new_run_saves_and_restored_if_it_fails
     (ckpt / "last.ckpt").write_bytes(b"the new run's first checkpoint")
     resume.discard_previous(ckpt)  # what the checkpoint writer calls after it
     assert not resume.restore_previous(ckpt)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json", "last.ckpt"]
+    assert sorted(p.name for p in ckpt.iterdir() if p.is_file()) == ["fingerprint.json", "last.ckpt"]
 
 
 @pytest.mark.parametrize("saved", [False, True], ids=["killed-before-saving", "killed-after-saving"])
@@ -350,3 +350,22 @@ def test_every_ignored_trainer_key_is_documented() -> None:
         assert f"`{key}`" in notes, key
         assert key in (resume.__doc__ or "") + (resume.relevant_config.__doc__ or ""), key
 
+
+# --- issue 35, item 4: a finished run's checkpoints are never deleted by another configuration ---
+
+
+@pytest.mark.parametrize("how", ["saved", "killed-after-saving"])
+def test_a_finished_run_of_another_configuration_is_kept_aside_not_deleted(tmp_path: Path, how: str, caplog) -> None:
+    ckpt, before = _finished_folder(tmp_path, [])
+    _start_fresh_over(ckpt, ["seed=7"])
+    (ckpt / "last.ckpt").write_bytes(b"the new run's first checkpoint")
+    with caplog.at_level(logging.WARNING):
+        if how == "saved":
+            resume.discard_previous(ckpt)  # what the checkpoint writer calls after it
+        else:
+            resume.recover_previous(ckpt)  # the next run, after a kill
+    kept = [p for p in ckpt.iterdir() if p.name.startswith(f"stale-{fp()}-")]
+    assert len(kept) == 1, sorted(p.name for p in ckpt.iterdir())
+    assert {p.name: p.read_bytes() for p in kept[0].iterdir() if p.is_file()} == before
+    assert str(kept[0]) in caplog.text and "rm -r" in caplog.text
+    assert (ckpt / "last.ckpt").read_bytes() == b"the new run's first checkpoint"
