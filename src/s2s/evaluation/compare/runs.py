@@ -11,7 +11,8 @@ scores them (cased, detokenized BLEU and chrF on raw references, every reference
 test set that has several):
 
 - per run: the score and its 95% confidence interval from bootstrap resampling;
-- per system: mean and standard deviation over its runs (seeds);
+- per system: mean and standard deviation over its runs (seeds); two runs of one system with
+  byte-identical translations are refused (one run counted as two seeds: a std of 0 that means nothing);
 - against the baseline: paired bootstrap resampling and approximate randomization p-values for
   every pair (system run, baseline run).  Seeds of two systems are unrelated, so no pairing is
   privileged: the summary p-value is the largest over all pairs, and a difference is called
@@ -281,6 +282,7 @@ def load_systems(
     for name, specs in options:
         runs = []
         seen: dict[str, str] = {}
+        translated: dict[str, str] = {}  # digest of every hypothesis -> the spec that had them
         for spec in specs:
             files = opener(spec)
             if files.identity in seen:  # one run counted as two seeds: a spread of 0 that means nothing
@@ -290,9 +292,31 @@ def load_systems(
                 )
             seen[files.identity] = spec
             provenance = (_read_json(files, EVAL_REPORT) or {}).get("provenance")
-            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files), provenance))
+            test_sets = test_sets_from_reports(files)
+            digest = translations_digest(test_sets)
+            if digest in translated:  # a copied folder, or a folder and its MLflow run: one seed, not two
+                raise InputError(
+                    f"--system {name}: {spec} has byte-identical translations to {translated[digest]} on every "
+                    "test set: the same run given twice (a copy, or a folder and its mlflow: run), not another "
+                    "seed; give each seed's run once"
+                )
+            translated[digest] = spec
+            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets, provenance))
         systems.append(System(name, runs))
     return systems
+
+
+def translations_digest(test_sets: dict[str, TestSet]) -> str:
+    """sha256 of every hypothesis of every test set (and direction): equal for byte-identical output.
+
+    Two trainings of other seeds never translate every sentence alike; under portable numerics
+    equal translations are exactly "the same run" (a copy of its folder, or its MLflow run)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(test_sets):
+        digest.update(json.dumps([key, test_sets[key].hypotheses], ensure_ascii=False).encode())
+    return digest.hexdigest()
 
 
 # what decides the bits in every mode, and what decides them only outside portable numerics
