@@ -58,6 +58,10 @@ MKL_BRANCHES = ("AVX2", "COMPATIBLE")
 MKL_CBWR_VALUES = {"AVX2": "AVX2,STRICT", "COMPATIBLE": "COMPATIBLE"}
 DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
 
+# the numerics this process applied first: (mode, threads, mkl_branch). The libraries read their
+# kernel choices once, so a process cannot switch; a Hydra sweep (-m) runs its jobs in one process
+_applied: tuple[str, int | None, str] | None = None
+
 
 def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFAULT_MKL_BRANCH) -> None:
     """Pin (``portable``) or leave (``fast``) the kernel choices; call before the first tensor op.
@@ -67,8 +71,16 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
     :class:`InputError` for an unknown mode or branch, a CPU without AVX2, or a process that already
     ran a tensor operation on another capability.
     """
+    global _applied
     if mode not in MODES:
         raise InputError(f"numerics.mode={mode!r}: expected one of {', '.join(MODES)}")
+    wanted = (mode, None if threads is None else int(threads), mkl_branch if mode == "portable" else "native")
+    if _applied is not None and _applied != wanted:
+        raise InputError(
+            f"numerics {_describe(wanted)}: this process already runs numerics {_describe(_applied)}, and the "
+            "kernel choices cannot change inside a process (a -m sweep runs its jobs in one process); "
+            "sweep numerics with one process per setting, e.g. one command per numerics=... value"
+        )
     if mode == "portable":
         if platform.machine().lower() not in ("x86_64", "amd64"):
             raise InputError(
@@ -90,6 +102,12 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
         torch.use_deterministic_algorithms(True)
     if threads is not None:
         torch.set_num_threads(int(threads))
+    _applied = wanted
+
+
+def _describe(applied: tuple[str, int | None, str]) -> str:
+    mode, threads, branch = applied
+    return f"mode={mode}" + (f" mkl_branch={branch}" if mode == "portable" else "") + f" threads={threads}"
 
 
 def apply_from_config(cfg: Mapping[str, Any]) -> None:
