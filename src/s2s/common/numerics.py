@@ -120,18 +120,38 @@ def apply_from_config(cfg: Mapping[str, Any]) -> None:
     )
 
 
-def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]:
+def provenance(
+    mode: str,
+    precision: str,
+    device: str = "cpu",
+    device_setting: str | None = None,
+    autocast: str | None = None,
+) -> dict[str, Any]:
     """Where a figure came from: CPU, kernels in use, library versions, threads, precision, mode.
 
     Written beside every metric (reports, MLflow tags, DVCLive) so that two figures produced under
-    different numerics can be told apart before they are compared.
+    different numerics can be told apart before they are compared. ``device`` is the device that
+    ran (``cpu``, ``cuda:0``; ``device_setting`` what the config asked, e.g. ``auto``), with the
+    GPU's name; ``autocast`` the autocast dtype actually used (``float32``: none); ``tf32`` the
+    TF32 switches, which change float32 matmuls on an Ampere or later GPU.
     """
     import torch
 
     versions = torch.__config__.show()
+    gpu = None
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(torch.device(device))
     return {
         "numerics": mode,
-        "device": device,
+        "device": str(device),
+        "device_setting": str(device if device_setting is None else device_setting),
+        "gpu": gpu,
+        "autocast_dtype": autocast or "float32",
+        "tf32": {
+            "cuda_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        },
         "cpu": cpu_model(),
         "cpu_vendor": cpu_vendor(),
         "cpu_flags": cpu_flags(),
@@ -215,14 +235,31 @@ def _version_line(text: str, marker: str) -> str | None:
     return None
 
 
-def stage_provenance(cfg: Mapping[str, Any], stage: str) -> dict[str, Any]:
-    """:func:`provenance` of a ``train`` or ``evaluate`` stage, from its composed config."""
+# Lightning's precision settings and the autocast dtype each trains in
+_LIGHTNING_AUTOCAST = {"bf16-mixed": "bfloat16", "16-mixed": "float16", "bf16": "bfloat16", "16": "float16"}
+
+
+def stage_provenance(cfg: Mapping[str, Any], stage: str, device: Any = None) -> dict[str, Any]:
+    """:func:`provenance` of a ``train`` or ``evaluate`` stage: what its composed config asked,
+    resolved to what runs. ``device``: the device training runs on (Lightning's root device); the
+    evaluate stage resolves ``decode.device`` and ``decode.precision`` itself, as it decodes."""
     numerics = cfg.get("numerics") or {}
+    mode = str(numerics.get("mode", "portable"))
     if stage == "train":
-        precision, device = cfg["trainer"]["precision"], cfg["trainer"]["accelerator"]
-    else:
-        precision, device = cfg["decode"].get("precision", "auto"), cfg["decode"].get("device", "auto")
-    return provenance(str(numerics.get("mode", "portable")), str(precision), str(device))
+        precision, setting = str(cfg["trainer"]["precision"]), str(cfg["trainer"]["accelerator"])
+        ran = str(device) if device is not None else setting
+        dtype = _LIGHTNING_AUTOCAST.get(precision.lower()) if not precision.startswith("32") else None
+        return provenance(mode, precision, ran, setting, dtype or "float32")
+    from s2s.inference.device import autocast_dtype, resolve_device
+
+    precision, setting = str(cfg["decode"].get("precision", "auto")), str(cfg["decode"].get("device", "auto"))
+    resolved = resolve_device(setting) if device is None else device
+    if getattr(resolved, "type", None) == "cuda" and resolved.index is None:
+        import torch
+
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    dtype = autocast_dtype(resolved, precision)
+    return provenance(mode, precision, str(resolved), setting, str(dtype).removeprefix("torch.") if dtype else None)
 
 
 def provenance_tags(prov: Mapping[str, Any]) -> dict[str, str]:

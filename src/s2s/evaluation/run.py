@@ -161,6 +161,10 @@ def decode_and_score(ev: Evaluation) -> None:
     decode = f"{cfg.decode.name} (beam {ev.opts.beam_size})"
     ev.metrics, ev.numbers, ev.report = split_scores(ev.scores, ev.primary, ev.forward, decode)
     ev.report["provenance"] = stage_provenance(cfg, "evaluate")  # in report.json, not metrics.json: it names this CPU
+    # how the weights were made, beside how they were decoded (compare warns on either): the
+    # training's provenance from its run link (absent for a model pulled without it)
+    trained = tracking.read_run_link(Path(cfg.paths.reports_dir) / "train_run.json").get("provenance")
+    ev.report["provenance"]["training"] = trained
 
 
 def measure_robustness(ev: Evaluation) -> None:
@@ -228,7 +232,7 @@ def log_to_mlflow(ev: Evaluation, reports: Path) -> None:
             "sacrebleu_signature": ev.report["bleu_signature"],
             "chrf_signature": ev.report["chrf_signature"],
             "decode_changes": ", ".join(f"{k}={v}" for k, v in decode_changes(cfg).items()) or "none",
-            **provenance_tags(ev.report["provenance"]),
+            **provenance_tags({k: v for k, v in ev.report["provenance"].items() if k != "training"}),
         },
         # every decode setting, on the child run: evaluations of one model can be told apart
         params={f"decode.{k}": str(v) for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()},

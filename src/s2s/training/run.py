@@ -224,7 +224,7 @@ def _fit_and_export(
     run_id = None
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
-    prov = numerics.stage_provenance(cfg, "train")
+    prov = numerics.stage_provenance(cfg, "train", device=trainer.strategy.root_device)  # what runs, not "auto"
     tags = {
         **tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
         **numerics.provenance_tags(prov),

@@ -40,3 +40,34 @@ def test_other_numerics_in_the_same_process_are_refused(second: str) -> None:
 def test_the_same_numerics_again_are_fine() -> None:
     result = _apply("'portable'", "'portable'")
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# issue 35, item 8: provenance records what ran, not what was asked
+
+
+def test_evaluation_provenance_records_the_resolved_device_and_autocast_dtype() -> None:
+    import torch
+
+    from s2s.common.numerics import stage_provenance
+
+    cfg = {"numerics": {"mode": "portable"}, "decode": {"device": "auto", "precision": "auto"}}
+    prov = stage_provenance(cfg, "evaluate")
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert prov["device"] == expected and prov["device_setting"] == "auto"
+    assert prov["precision"] == "auto"
+    assert prov["autocast_dtype"] in ("float32", "bfloat16")
+    assert set(prov["tf32"]) == {"cuda_matmul", "cudnn", "float32_matmul_precision"}
+    assert ("gpu" in prov) and (prov["gpu"] is None) == (not torch.cuda.is_available())
+
+
+def test_training_provenance_records_the_device_lightning_chose_and_its_autocast() -> None:
+    import torch
+
+    from s2s.common.numerics import stage_provenance
+
+    cfg = {"numerics": {"mode": "fast"}, "trainer": {"accelerator": "auto", "precision": "bf16-mixed"}}
+    prov = stage_provenance(cfg, "train", device=torch.device("cpu"))
+    assert prov["device"] == "cpu" and prov["device_setting"] == "auto"
+    assert prov["autocast_dtype"] == "bfloat16" and prov["precision"] == "bf16-mixed"
+    cfg["trainer"]["precision"] = "32-true"
+    assert stage_provenance(cfg, "train", device=torch.device("cpu"))["autocast_dtype"] == "float32"

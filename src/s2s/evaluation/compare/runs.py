@@ -321,7 +321,7 @@ def translations_digest(test_sets: dict[str, TestSet]) -> str:
 
 # what decides the bits in every mode, and what decides them only outside portable numerics
 _ALWAYS = ("numerics", "torch", "mkl", "onednn", "precision")
-_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device")
+_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device", "gpu", "autocast_dtype", "tf32")
 
 
 def provenance_warnings(systems: Sequence[System]) -> list[str]:
@@ -334,12 +334,24 @@ def provenance_warnings(systems: Sequence[System]) -> list[str]:
     known = [r for r in runs if r.provenance]
     lines = [f"{r.label}: no provenance (reports/eval/report.json from an older evaluate)" for r in runs
              if not r.provenance]
-    portable = all(r.provenance.get("numerics") == "portable" for r in known)
+    lines += _differences([(r.label, r.provenance or {}) for r in known], "")
+    # how the weights were made (the training's provenance, recorded beside the evaluation's)
+    trained = [(r.label, r.provenance["training"]) for r in known if r.provenance.get("training")]
+    if len(trained) > 1:
+        lines += _differences(trained, "training ")
+    return lines
+
+
+def _differences(provs: Sequence[tuple[str, dict[str, Any]]], what: str) -> list[str]:
+    lines = []
+    portable = all(p.get("numerics") == "portable" for _, p in provs)
     for key in _ALWAYS + (() if portable else _UNLESS_PORTABLE):
-        values = {str(r.provenance.get(key)): r.label for r in known}
+        values = {str(p.get(key)): label for label, p in provs}
         if len(values) > 1:
             seen = "; ".join(f"{v} ({label})" for v, label in values.items())
-            lines.append(f"runs differ in {key}: {seen}: a score difference may come from this, not from the system")
+            lines.append(
+                f"runs differ in {what}{key}: {seen}: a score difference may come from this, not from the system"
+            )
     return lines
 
 

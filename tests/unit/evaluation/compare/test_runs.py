@@ -75,3 +75,14 @@ def test_two_runs_with_byte_identical_translations_are_one_seed_not_two() -> Non
     assert "\n" not in str(err.value) and "copy" in str(err.value) and "byte-identical" in str(err.value)
     # the same translations in two systems is a comparison (of a system with itself), not a seed counted twice
     assert len(load_systems([("x", ["seed1"]), ("y", ["copy"])], runs.__getitem__)) == 2
+
+
+def test_runs_whose_weights_were_made_under_other_numerics_are_warned_about() -> None:
+    """Issue 35, item 8: the evaluation's provenance alone says how the translations were decoded;
+    the training's (recorded beside it) says how the weights were made."""
+    a = {**BASE, "training": {**BASE, "numerics": "portable"}}
+    b = {**BASE, "training": {**BASE, "numerics": "fast", "precision": "bf16-mixed"}}
+    lines = provenance_warnings(systems(a, b))
+    assert any(line.startswith("runs differ in training numerics") for line in lines), lines
+    assert any("training precision" in line for line in lines), lines
+    assert not provenance_warnings(systems(a, dict(a)))
