@@ -110,9 +110,17 @@ def trained_vocabulary(relevant: dict[str, Any]) -> str | None:
 def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> str:
     """``model.emb_size 32 -> 64, ...``: what differs between two relevant configs."""
     a, b = flatten(old), flatten(new)
-    diffs = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    diffs = [f"{k} {_short(a.get(k))!r} -> {_short(b.get(k))!r}" for k in keys]
     more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
     return ", ".join(diffs[:limit]) + more
+
+
+def _short(value: Any) -> Any:
+    """A sha256 as its first 12 digits (a prepared file's digest in a one-line reason)."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "..."
+    return value
 
 
 @dataclass
