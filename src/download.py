@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from s2s.common.cli import stage_main, user_errors
+from s2s.common.config_guard import record_params_file
 from s2s.common.options import validate
 from s2s.data.download.corpus import download_dataset
 from s2s.data.download.sources import CorpusConfig
@@ -19,6 +20,7 @@ log = logging.getLogger("download")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the outputs are published
     validate(cfg, "download")
     dataset = CorpusConfig.from_config(cfg.data)
     fetched = download_dataset(dataset, cfg.paths.raw_dir)

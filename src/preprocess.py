@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from s2s.common.cli import stage_main, user_errors
+from s2s.common.config_guard import record_params_file
 from s2s.common.io import recover_dir, write_json_atomic
 from s2s.common.options import validate
 from s2s.data.download.sources import CorpusConfig
@@ -22,6 +23,7 @@ log = logging.getLogger("preprocess")
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    record_params_file()  # checked again before the outputs are published
     validate(cfg, "preprocess")
     recover_dir(cfg.paths.raw_dir)  # a download killed while publishing left data/raw aside
     d, p = cfg.data, cfg.preprocess

@@ -343,6 +343,7 @@ def test_mlflow_run_ids_are_runs_and_the_report_is_logged(runs: dict, tmp_path: 
         ("negative seed", "--seed -3: expected a seed >= 1"),
         ("same run twice", "is given twice in system b"),
         ("same folder twice, spelled differently", "is given twice in system b"),
+        ("copied run folder", "byte-identical translations"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case: str, needle: str) -> None:
@@ -390,6 +391,9 @@ def test_bad_input_is_one_error_line_and_exit_2(runs: dict, tmp_path: Path, case
         args = [base, f"--system=b={runs['good']},{runs['good2']},{runs['good']}"]
     elif case == "same folder twice, spelled differently":
         args = [base, f"--system=b={runs['good']},{runs['good']}/reports"]
+    elif case == "copied run folder":  # issue 35: a copy of a run is the same seed, not another one
+        shutil.copytree(runs["good"], other)
+        args = [base, f"--system=b={runs['good']},{other}"]
     else:
         args = [base, f"--system=b={runs['good']}", "--baseline", "nope"]
     out = tmp_path / "out"

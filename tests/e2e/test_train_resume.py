@@ -242,8 +242,39 @@ def test_a_finished_run_of_the_same_configuration_is_exported_again_without_trai
     (tmp_path / "models/model.pt").unlink()
     last = tmp_path / "checkpoints/last.ckpt"
     stamp = last.stat().st_mtime_ns
+    # issue 35, item 9: a SIGKILL while DVCLive wrote its summary left it empty; every rerun died
+    # with a JSONDecodeError until the file was deleted by hand
+    summary = tmp_path / "reports/dvclive/metrics.json"
+    total_steps = json.loads(summary.read_text())["total_steps"]
+    summary.write_bytes(b"")
     # another mirror for the corpus does not change the data: same configuration
     result = run_script("train", *paths, *RUN, "data.sources.multi30k.mirror=/elsewhere")
     assert "exported again without training" in result.stdout + result.stderr
     assert (tmp_path / "models/model.pt").read_bytes() == model
     assert last.stat().st_mtime_ns == stamp, "nothing trained, nothing saved"
+    assert json.loads(summary.read_text())["total_steps"] == total_steps == STEPS
+
+
+def test_a_finished_run_over_changed_data_trains_afresh_keeping_the_old_run(tiny_data: Path, tmp_path: Path) -> None:
+    """Issue 35, items 1 and 4: the README's own-corpus workflow (the corpus changes, preprocess
+    reruns) must not export the old weights again, and the old run's checkpoints are kept aside."""
+    import numpy as np
+
+    from s2s.data.encoded import save_encoded
+
+    paths = copy_tiny(tiny_data, tmp_path)
+    run_script("train", *paths, *RUN)
+    old_last = (tmp_path / "checkpoints/last.ckpt").read_bytes()
+    # the user's corpus changed: fewer training pairs (same vocabulary here; the ids still differ)
+    train = tmp_path / "prepared/train.npz"
+    with np.load(train) as z:
+        src, so, tgt, to = z["src"], z["src_offsets"], z["tgt"], z["tgt_offsets"]
+    n = len(so) - 1 - 40
+    save_encoded(train, src[: so[n]], so[: n + 1], tgt[: to[n]], to[: n + 1])
+    result = run_script("train", *paths, *RUN)
+    output = result.stdout + result.stderr
+    assert "exported again without training" not in output and not resumed_from_checkpoint(result)
+    assert "prepared.train.npz" in output  # the reason names what changed
+    kept = [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("stale-")]
+    assert len(kept) == 1 and (kept[0] / "last.ckpt").read_bytes() == old_last
+    assert (kept[0] / "COMPLETE").is_file()

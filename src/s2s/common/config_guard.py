@@ -3,7 +3,8 @@
 Two ``dvc exp run`` at once: the second recomposes ``params.yaml`` (then fails on DVC's lock) while
 the first's stages still run with the old values; DVC would then record the new file for the old
 model. A stage remembers the file's hash first thing (:func:`record_params_file`) and refuses to
-publish when it changed (:func:`check_params_file`). Used by train and evaluate alike.
+publish when it changed (:func:`check_params_file`). Used by every stage that publishes: download,
+preprocess, train and evaluate.
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ MKL_BRANCHES = ("AVX2", "COMPATIBLE")
 MKL_CBWR_VALUES = {"AVX2": "AVX2,STRICT", "COMPATIBLE": "COMPATIBLE"}
 DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
 
+# the numerics this process applied first: (mode, threads, mkl_branch). The libraries read their
+# kernel choices once, so a process cannot switch; a Hydra sweep (-m) runs its jobs in one process
+_applied: tuple[str, int | None, str] | None = None
+
 
 def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFAULT_MKL_BRANCH) -> None:
     """Pin (``portable``), leave (``fast``) or make deterministic on a GPU (``gpu``) the kernel choices.
@@ -79,8 +83,16 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
     :class:`InputError` for an unknown mode or branch, a CPU without AVX2, or a process that already
     ran a tensor operation on another capability.
     """
+    global _applied
     if mode not in MODES:
         raise InputError(f"numerics.mode={mode!r}: expected one of {', '.join(MODES)}")
+    wanted = (mode, None if threads is None else int(threads), mkl_branch if mode == "portable" else "native")
+    if _applied is not None and _applied != wanted:
+        raise InputError(
+            f"numerics {_describe(wanted)}: this process already runs numerics {_describe(_applied)}, and the "
+            "kernel choices cannot change inside a process (a -m sweep runs its jobs in one process); "
+            "sweep numerics with one process per setting, e.g. one command per numerics=... value"
+        )
     if mode == "portable":
         if platform.machine().lower() not in ("x86_64", "amd64"):
             raise InputError(
@@ -107,6 +119,12 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
         torch.use_deterministic_algorithms(True)
     if threads is not None:
         torch.set_num_threads(int(threads))
+    _applied = wanted
+
+
+def _describe(applied: tuple[str, int | None, str]) -> str:
+    mode, threads, branch = applied
+    return f"mode={mode}" + (f" mkl_branch={branch}" if mode == "portable" else "") + f" threads={threads}"
 
 
 def apply_from_config(cfg: Mapping[str, Any]) -> None:
@@ -119,18 +137,38 @@ def apply_from_config(cfg: Mapping[str, Any]) -> None:
     )
 
 
-def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]:
+def provenance(
+    mode: str,
+    precision: str,
+    device: str = "cpu",
+    device_setting: str | None = None,
+    autocast: str | None = None,
+) -> dict[str, Any]:
     """Where a figure came from: CPU, kernels in use, library versions, threads, precision, mode.
 
     Written beside every metric (reports, MLflow tags, DVCLive) so that two figures produced under
-    different numerics can be told apart before they are compared.
+    different numerics can be told apart before they are compared. ``device`` is the device that
+    ran (``cpu``, ``cuda:0``; ``device_setting`` what the config asked, e.g. ``auto``), with the
+    GPU's name; ``autocast`` the autocast dtype actually used (``float32``: none); ``tf32`` the
+    TF32 switches, which change float32 matmuls on an Ampere or later GPU.
     """
     import torch
 
     versions = torch.__config__.show()
+    gpu = None
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(torch.device(device))
     return {
         "numerics": mode,
-        "device": device,
+        "device": str(device),
+        "device_setting": str(device if device_setting is None else device_setting),
+        "gpu": gpu,
+        "autocast_dtype": autocast or "float32",
+        "tf32": {
+            "cuda_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        },
         "cpu": cpu_model(),
         "cpu_vendor": cpu_vendor(),
         "cpu_flags": cpu_flags(),
@@ -139,7 +177,6 @@ def provenance(mode: str, precision: str, device: str = "cpu") -> dict[str, Any]
         "threads": torch.get_num_threads(),
         "precision": str(precision),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
         "torch": str(torch.__version__),
         "mkl": _version_line(versions, "Math Kernel Library Version "),
         "onednn": _version_line(versions, "MKL-DNN v"),
@@ -215,14 +252,31 @@ def _version_line(text: str, marker: str) -> str | None:
     return None
 
 
-def stage_provenance(cfg: Mapping[str, Any], stage: str) -> dict[str, Any]:
-    """:func:`provenance` of a ``train`` or ``evaluate`` stage, from its composed config."""
+# Lightning's precision settings and the autocast dtype each trains in
+_LIGHTNING_AUTOCAST = {"bf16-mixed": "bfloat16", "16-mixed": "float16", "bf16": "bfloat16", "16": "float16"}
+
+
+def stage_provenance(cfg: Mapping[str, Any], stage: str, device: Any = None) -> dict[str, Any]:
+    """:func:`provenance` of a ``train`` or ``evaluate`` stage: what its composed config asked,
+    resolved to what runs. ``device``: the device training runs on (Lightning's root device); the
+    evaluate stage resolves ``decode.device`` and ``decode.precision`` itself, as it decodes."""
     numerics = cfg.get("numerics") or {}
+    mode = str(numerics.get("mode", "portable"))
     if stage == "train":
-        precision, device = cfg["trainer"]["precision"], cfg["trainer"]["accelerator"]
-    else:
-        precision, device = cfg["decode"].get("precision", "auto"), cfg["decode"].get("device", "auto")
-    return provenance(str(numerics.get("mode", "portable")), str(precision), str(device))
+        precision, setting = str(cfg["trainer"]["precision"]), str(cfg["trainer"]["accelerator"])
+        ran = str(device) if device is not None else setting
+        dtype = _LIGHTNING_AUTOCAST.get(precision.lower()) if not precision.startswith("32") else None
+        return provenance(mode, precision, ran, setting, dtype or "float32")
+    from s2s.inference.device import autocast_dtype, resolve_device
+
+    precision, setting = str(cfg["decode"].get("precision", "auto")), str(cfg["decode"].get("device", "auto"))
+    resolved = resolve_device(setting) if device is None else device
+    if getattr(resolved, "type", None) == "cuda" and resolved.index is None:
+        import torch
+
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    dtype = autocast_dtype(resolved, precision)
+    return provenance(mode, precision, str(resolved), setting, str(dtype).removeprefix("torch.") if dtype else None)
 
 
 def provenance_tags(prov: Mapping[str, Any]) -> dict[str, str]:

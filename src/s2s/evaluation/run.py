@@ -12,12 +12,14 @@ between the two renames leaves the new set without a summary (never a stale one)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from s2s.common.config_guard import check_params_file
 from s2s.common.io import InputError, atomic_path, check_writable_dir, write_json_atomic
@@ -42,6 +44,50 @@ from s2s.models.seq2seq import Seq2Seq
 from s2s.tracking import mlflow_store as tracking
 
 log = logging.getLogger("evaluate")
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+# decode settings that cannot change the scored translations: the batch size (the search is
+# batch-invariant, tests/unit/inference/test_search.py) and n_best (only the top-1 is scored, and
+# it does not depend on n_best); every other decode key names the evaluation
+DECODE_KEYS_IGNORED = ("batch_size", "n_best")
+
+
+def _decode_settings(decode: Any) -> dict[str, Any]:
+    values = OmegaConf.to_container(decode, resolve=True) if OmegaConf.is_config(decode) else dict(decode)
+    return {k: v for k, v in values.items() if k not in DECODE_KEYS_IGNORED}
+
+
+def default_decode(cfg: DictConfig) -> dict[str, Any] | None:
+    """The decode section as ``decode=<name>`` gives it, with no ``decode.*`` override: the group's
+    file (``conf/decode/<name>.yaml``) and the numerics' own decoding precision. None when the
+    group has no file here (a decode config of the user's own)."""
+    group = CONF / "decode" / f"{cfg.decode.name}.yaml"
+    if not group.is_file():
+        return None
+    merged = OmegaConf.load(group)
+    numerics = CONF / "numerics" / f"{cfg.numerics.mode}.yaml" if "numerics" in cfg else None
+    if numerics is not None and numerics.is_file():
+        merged = OmegaConf.merge(merged, OmegaConf.load(numerics).get("decode") or {})
+    return _decode_settings(merged)
+
+
+def decode_changes(cfg: DictConfig) -> dict[str, Any]:
+    """``{key: value}`` of the decode settings that differ from :func:`default_decode`."""
+    settings, default = _decode_settings(cfg.decode), default_decode(cfg) or {}
+    return {k: v for k, v in settings.items() if k not in default or str(default[k]) != str(v)}
+
+
+def evaluation_name(cfg: DictConfig) -> str:
+    """The evaluation's name in MLflow: ``<split>/<decode name><beam>`` (``test/beam5``) for the
+    decode group's own settings, then ``-<8 hex digits>`` of the whole decode section (less
+    :data:`DECODE_KEYS_IGNORED`) when any setting differs, so an evaluation with other decoding
+    never takes the default's metric names in the training run (the beam size is in the readable
+    part: ``decode.beam_size=2`` alone gives ``test/beam2``)."""
+    base = f"{cfg.evaluate.split}/{cfg.decode.name}{cfg.decode.beam_size}"
+    if default_decode(cfg) is not None and not set(decode_changes(cfg)) - {"beam_size"}:
+        return base
+    text = json.dumps(_decode_settings(cfg.decode), sort_keys=True, default=str)
+    return f"{base}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -115,6 +161,10 @@ def decode_and_score(ev: Evaluation) -> None:
     decode = f"{cfg.decode.name} (beam {ev.opts.beam_size})"
     ev.metrics, ev.numbers, ev.report = split_scores(ev.scores, ev.primary, ev.forward, decode)
     ev.report["provenance"] = stage_provenance(cfg, "evaluate")  # in report.json, not metrics.json: it names this CPU
+    # how the weights were made, beside how they were decoded (compare warns on either): the
+    # training's provenance from its run link (absent for a model pulled without it)
+    trained = tracking.read_run_link(Path(cfg.paths.reports_dir) / "train_run.json").get("provenance")
+    ev.report["provenance"]["training"] = trained
 
 
 def measure_robustness(ev: Evaluation) -> None:
@@ -177,12 +227,15 @@ def log_to_mlflow(ev: Evaluation, reports: Path) -> None:
         [(out / "metrics.json", "eval"), (out / "report.json", "eval"), (out / "robustness.json", "eval")]
         + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
         + [(p, "attention") for p in sorted((out / "attention").iterdir())],
-        decode_name=f"{cfg.evaluate.split}/{cfg.decode.name}{ev.opts.beam_size}",
+        decode_name=evaluation_name(cfg),
         tags={
             "sacrebleu_signature": ev.report["bleu_signature"],
             "chrf_signature": ev.report["chrf_signature"],
-            **provenance_tags(ev.report["provenance"]),
+            "decode_changes": ", ".join(f"{k}={v}" for k, v in decode_changes(cfg).items()) or "none",
+            **provenance_tags({k: v for k, v in ev.report["provenance"].items() if k != "training"}),
         },
+        # every decode setting, on the child run: evaluations of one model can be told apart
+        params={f"decode.{k}": str(v) for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()},
         uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
         timeout_s=cfg.logger.get("timeout_s", 10),
     )

@@ -26,12 +26,14 @@ def save_model_file(
     vocab_size: int,
     spm_model: str | Path,
     extra: dict[str, Any] | None = None,
+    spm_sha256: str | None = None,
 ) -> None:
+    """``spm_sha256``: the vocabulary the weights were trained with (default: ``spm_model``'s sha256)."""
     payload = {
         "format": FORMAT_VERSION,
         "model_config": model_cfg,
         "vocab_size": vocab_size,
-        "spm_sha256": sha256_file(spm_model),
+        "spm_sha256": spm_sha256 or sha256_file(spm_model),
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "meta": extra or {},
     }

@@ -331,11 +331,14 @@ def log_to_run(
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, str] | None = None,
     artifacts: list[tuple[str | Path, str | None]] | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> None:
-    """Add metrics, tags and artifacts (files or folders that exist) to an existing run."""
+    """Add metrics, tags, params and artifacts (files or folders that exist) to an existing run."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    for key, value in (params or {}).items():
+        client.log_param(run_id, key, value)
     for key, value in (metrics or {}).items():
         client.log_metric(run_id, key, float(value))
     for key, value in (tags or {}).items():
@@ -421,8 +424,10 @@ def log_evaluation(
     tags: Mapping[str, str] | None = None,
     uri: str | None = None,
     timeout_s: float = 10.0,
+    params: Mapping[str, str] | None = None,
 ) -> str | None:
     """Log one evaluation as a nested run under the training's run; returns its id.
+    ``params``: the child run's own (the decode settings), never the training run's.
 
     Every evaluation (decode config, test set) gets its own child run, so none overwrites
     another's metrics; the training run also gets the metrics under ``<decode_name>/<metric>`` so
@@ -461,7 +466,7 @@ def log_evaluation(
                 tags=child_tags,
             )
             child_id = child.info.run_id
-            bounded(timeout_s, log_to_run, uri, child_id, metrics=metrics)
+            bounded(timeout_s, log_to_run, uri, child_id, metrics=metrics, params=params)
             log_to_run(uri, child_id, artifacts=artifacts)  # a file copy, or HTTP bounded by MLflow's settings
             bounded(timeout_s, client.set_terminated, child_id)
             child_id, finished = None, child_id

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from s2s.common.io import InputError, write_json_atomic
+from s2s.common.io import InputError, sha256_file, write_json_atomic
 from s2s.models.build import count_parameters
 from s2s.models.model_file import save_model_file
 from s2s.tracking import mlflow_store as tracking
@@ -24,31 +24,43 @@ from s2s.training.checkpoint_files import average_state_dicts, lightning_model_s
 from s2s.training.resume import CKPT_KEY
 
 
-def check_own_checkpoint(path: str | Path, fp: str) -> None:
-    """Refuse a checkpoint that another configuration wrote (e.g. a second run in the same folder)."""
+def check_own_checkpoint(path: str | Path, fp: str, spm_sha256: str | None = None) -> None:
+    """Refuse a checkpoint that another configuration wrote (e.g. a second run in the same folder),
+    or that was trained with another vocabulary than ``spm_sha256`` (when given)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    own = ckpt.get(CKPT_KEY, {}).get("fingerprint")
+    stamp = ckpt.get(CKPT_KEY, {})
+    own = stamp.get("fingerprint")
     if own != fp:
         raise InputError(
             f"{path} was written by another configuration (fingerprint {own}, this run {fp}); not exported"
         )
+    _check_vocabulary(str(path), stamp.get("spm_sha256"), spm_sha256)
+
+
+def _check_vocabulary(what: str, trained: str | None, expected: str | None) -> None:
+    if trained is not None and expected is not None and trained != expected:
+        raise InputError(
+            f"{what} was trained with another SentencePiece vocabulary (sha256 {trained[:12]}...) than "
+            f"the prepared spm.model (sha256 {expected[:12]}...): its ids mean other pieces; not exported"
+        )
 
 
 def choose_weights(
-    cfg: DictConfig, best: ModelCheckpoint, task: pl.LightningModule, fp: str
+    cfg: DictConfig, best: ModelCheckpoint, task: pl.LightningModule, fp: str, spm_sha256: str | None = None
 ) -> tuple[dict[str, torch.Tensor], str, float | None]:
-    """(weights, source, val_bleu of exactly those weights or None when they were never validated)."""
+    """(weights, source, val_bleu of exactly those weights or None when they were never validated).
+    Every checkpoint read must carry ``fp`` and (when given) the vocabulary ``spm_sha256``."""
     t = cfg.train
     if t.average_last > 1:
         epoch_ckpts = sorted(Path(cfg.paths.checkpoint_dir).glob("epoch*.ckpt"), key=os.path.getmtime)[
             -t.average_last :
         ]
         for p in epoch_ckpts:
-            check_own_checkpoint(p, fp)
+            check_own_checkpoint(p, fp, spm_sha256)
         names = ", ".join(p.name for p in epoch_ckpts)
         return average_state_dicts(epoch_ckpts), f"average of {len(epoch_ckpts)}: {names}", None
     if best.best_model_path:
-        check_own_checkpoint(best.best_model_path, fp)
+        check_own_checkpoint(best.best_model_path, fp, spm_sha256)
         score = float(best.best_model_score) if best.best_model_score is not None else None
         return lightning_model_state(best.best_model_path), Path(best.best_model_path).name, score
     return task.model.state_dict(), "final weights", None
@@ -63,11 +75,20 @@ def export(
     logger: Any,
     fp: str,
     provenance: dict[str, Any] | None = None,
+    spm_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
-    link to the MLflow run in ``reports/train_run.json`` (not cached)."""
+    link to the MLflow run in ``reports/train_run.json`` (not cached).
+
+    ``spm_sha256``: the vocabulary the weights were trained with (the prepared ``spm.model``'s
+    sha256 when training started; None: the file's now). ``model.pt`` is stamped with it, and
+    nothing is exported when a checkpoint or the prepared ``spm.model`` says another one."""
     model_dir = Path(cfg.paths.model_dir)
-    state, source, val_bleu = choose_weights(cfg, best, task, fp)
+    spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
+    current = sha256_file(spm_model)
+    trained = spm_sha256 or current
+    _check_vocabulary("the trained model", trained, current)
+    state, source, val_bleu = choose_weights(cfg, best, task, fp, trained)
     meta = {
         "source": source,
         "val_bleu": val_bleu,
@@ -80,8 +101,9 @@ def export(
         state,
         OmegaConf.to_container(cfg.model, resolve=True),
         vocab_size,
-        Path(cfg.paths.prepared_dir) / "spm.model",
+        spm_model,
         meta,
+        spm_sha256=trained,
     )
     run_id = logger.run_id if logger else None
     uri = logger.tracking_uri if logger else None

@@ -171,8 +171,10 @@ def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str
     spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
     if not spm_model.is_file():
         raise InputError(f"{spm_model}: not found (run the preprocess stage first)")
-    fp, relevant = resume.fingerprint(cfg), resume.relevant_config(cfg)
-    best, callbacks = make_callbacks(cfg, ckpt_dir, fp, sha256_file(spm_model))
+    # the config and the prepared data's digests, once: the vocabulary trained with is this one
+    relevant = resume.relevant_config(cfg)
+    fp, spm_sha = resume.fingerprint(relevant), resume.trained_vocabulary(relevant) or sha256_file(spm_model)
+    best, callbacks = make_callbacks(cfg, ckpt_dir, fp, spm_sha)
     checkpoint_io = AtomicCheckpointIO(after_save=lambda _: resume.discard_previous(ckpt_dir))
     trainer = pl.Trainer(**trainer_kwargs(cfg, callbacks, [checkpoint_io], default_root_dir=str(ckpt_dir)))
     # the Trainer knows the global rank and world size from Lightning's cluster environment
@@ -185,7 +187,9 @@ def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str
             resume.recover_previous(ckpt_dir)  # what a killed run left set aside
         task, datamodule = build_task(cfg)
         try:
-            return _fit_and_export(cfg, trainer, task, datamodule, best, fp, relevant, world_size, run or {})
+            return _fit_and_export(
+                cfg, trainer, task, datamodule, best, fp, relevant, world_size, run or {}, spm_sha
+            )
         except BaseException:
             # failed before its first checkpoint (missing data, NaN, tracking store, full disk):
             # the finished run it was to replace is put back
@@ -207,6 +211,7 @@ def _fit_and_export(
     relevant: dict[str, Any],
     world_size: int,
     run: dict[str, Any],
+    spm_sha: str,
 ) -> dict[str, Any]:
     paths, t = cfg.paths, cfg.train
     ckpt_dir = Path(paths.checkpoint_dir)
@@ -219,7 +224,7 @@ def _fit_and_export(
     run_id = None
     if decision.resume_path and run_file.is_file():
         run_id = json.loads(run_file.read_text()).get("run_id")
-    prov = numerics.stage_provenance(cfg, "train")
+    prov = numerics.stage_provenance(cfg, "train", device=trainer.strategy.root_device)  # what runs, not "auto"
     tags = {
         **tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
         **numerics.provenance_tags(prov),
@@ -247,7 +252,9 @@ def _fit_and_export(
         check_params_file()  # trained with what params.yaml said at the start, or nothing is exported
         summary: dict[str, Any] = {}
         if trainer.is_global_zero:
-            summary = export(cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov)
+            summary = export(
+                cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov, spm_sha256=spm_sha
+            )
             (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary
 

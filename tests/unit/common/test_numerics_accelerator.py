@@ -42,7 +42,7 @@ def test_deterministic_modes_set_the_cublas_workspace_and_turn_tf32_off(mode: st
     got = probe(mode)
     assert got["cublas"] == ":4096:8" and got["env"] == ":4096:8"
     assert got["deterministic"] is True
-    assert got["tf32"] == {"matmul": False, "cudnn": False}
+    assert got["tf32"]["cuda_matmul"] is False and got["tf32"]["cudnn"] is False
 
 
 def test_fast_mode_leaves_the_accelerator_on_its_fast_paths() -> None:

@@ -100,3 +100,41 @@ def test_a_broken_reference_is_refused_in_one_line(tmp_path: Path, content: str)
     bad.write_text(content)
     with pytest.raises(InputError, match="not a reference file"):
         load_reference(bad)
+
+
+# issue 35, item 12: an interrupted verify stops the stage it runs (no orphan writing on)
+
+_VERIFY_LIKE = """
+import sys, tempfile
+from pathlib import Path
+from s2s.common import verification
+with tempfile.TemporaryDirectory(prefix="s2s-verify-") as scratch:
+    Path(sys.argv[2]).write_text(scratch)
+    stage = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid()))\\nwhile True: time.sleep(1)"
+    verification._run_child([sys.executable, "-c", stage, sys.argv[1]], dict(__import__("os").environ))
+"""
+
+
+def test_sigterm_to_verify_stops_its_stage_and_removes_the_scratch_folder(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from s2s.common.io import pid_alive
+
+    child_pid, scratch_file = tmp_path / "stage.pid", tmp_path / "scratch"
+    from s2s.common import verification
+
+    env = {**os.environ, "PYTHONPATH": str(Path(verification.__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", _VERIFY_LIKE, str(child_pid), str(scratch_file)], env=env)
+    deadline = time.monotonic() + 120  # wait for the event (the stage is running), not for a time
+    while not (child_pid.is_file() and child_pid.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    stage = int(child_pid.read_text())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert not pid_alive(stage), "the stage outlived verify"
+    assert not Path(scratch_file.read_text()).exists(), "the scratch folder was left behind"

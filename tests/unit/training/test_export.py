@@ -159,3 +159,45 @@ def test_export_of_another_runs_checkpoint_publishes_nothing(tmp_path: Path) -> 
     with pytest.raises(InputError, match="another configuration"):
         export(cfg, SimpleNamespace(global_step=3), best, VOCAB, task, None, FP)
     assert not (tmp_path / "models").exists() and not (tmp_path / "reports").exists()
+
+
+# issue 35, item 1: the weights are published with the vocabulary they were trained with, or not at all
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("weights", ["best checkpoint", "final weights"])
+def test_weights_trained_with_another_vocabulary_are_never_exported(tmp_path: Path, weights: str) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)  # spm.model on disk: "the run's pieces"
+    (tmp_path / "checkpoints").mkdir()
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    old_vocab = _sha(b"the pieces the weights were trained with")
+    best = SimpleNamespace(best_model_path="", best_model_score=None)
+    if weights == "best checkpoint":
+        path = tmp_path / "checkpoints" / "best.ckpt"
+        state = {f"model.{k}": v for k, v in task.model.state_dict().items()}
+        torch.save({"state_dict": state, CKPT_KEY: {"fingerprint": FP, "spm_sha256": old_vocab}}, path)
+        best = SimpleNamespace(best_model_path=str(path), best_model_score=torch.tensor(1.0))
+    with pytest.raises(InputError, match="another SentencePiece vocabulary"):
+        export(cfg, SimpleNamespace(global_step=3), best, VOCAB, task, None, FP, spm_sha256=old_vocab)
+    assert not (tmp_path / "models").exists()
+
+
+def test_model_file_is_stamped_with_the_vocabulary_of_training(tmp_path: Path) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    (tmp_path / "checkpoints").mkdir()
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    trained = _sha(b"the run's pieces (only hashed here)")
+    path = tmp_path / "checkpoints" / "best.ckpt"
+    state = {f"model.{k}": v for k, v in task.model.state_dict().items()}
+    torch.save({"state_dict": state, CKPT_KEY: {"fingerprint": FP, "spm_sha256": trained}}, path)
+    best = SimpleNamespace(best_model_path=str(path), best_model_score=torch.tensor(1.0))
+    export(cfg, SimpleNamespace(global_step=3), best, VOCAB, task, None, FP, spm_sha256=trained)
+    payload = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert payload["spm_sha256"] == trained

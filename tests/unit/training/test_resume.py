@@ -226,7 +226,7 @@ def test_a_finished_run_is_kept_until_the_new_run_saves_and_restored_if_it_fails
     (ckpt / "last.ckpt").write_bytes(b"the new run's first checkpoint")
     resume.discard_previous(ckpt)  # what the checkpoint writer calls after it
     assert not resume.restore_previous(ckpt)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json", "last.ckpt"]
+    assert sorted(p.name for p in ckpt.iterdir() if p.is_file()) == ["fingerprint.json", "last.ckpt"]
 
 
 @pytest.mark.parametrize("saved", [False, True], ids=["killed-before-saving", "killed-after-saving"])
@@ -241,3 +241,131 @@ def test_a_run_killed_while_a_finished_run_was_set_aside(tmp_path: Path, saved: 
         assert (ckpt / "last.ckpt").read_bytes() == b"new" and not (ckpt / "best.ckpt").exists()
     else:
         assert {p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()} == before
+
+
+# --- issue 35, item 1: changed data is never trained over ---------------------------------------
+
+
+def _prepared(tmp_path: Path, spm: bytes = b"pieces v1", train: bytes = b"train ids v1") -> Path:
+    """A prepared-data folder with the files training reads (contents only hashed here)."""
+    prepared = tmp_path / "prepared"
+    prepared.mkdir(exist_ok=True)
+    for name, data in (("spm.model", spm), ("train.npz", train), ("valid.npz", b"v"), ("valid.tsv", b"t")):
+        (prepared / name).write_bytes(data)
+    return prepared
+
+
+@pytest.mark.parametrize("changed", ["spm.model", "train.npz", "valid.npz", "valid.tsv"])
+def test_fingerprint_covers_the_prepared_data(tmp_path: Path, changed: str) -> None:
+    prepared = _prepared(tmp_path)
+    before = fp(f"paths.prepared_dir={prepared}")
+    (prepared / changed).write_bytes(b"other bytes")
+    assert fp(f"paths.prepared_dir={prepared}") != before
+
+
+def test_the_prepared_folders_place_is_not_in_the_fingerprint(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _prepared(tmp_path / "a"), _prepared(tmp_path / "b")
+    assert fp(f"paths.prepared_dir={a}") == fp(f"paths.prepared_dir={b}")
+
+
+def _finished_over(tmp_path: Path, prepared: Path) -> Path:
+    over = [f"paths.prepared_dir={prepared}"]
+    ckpt, _ = _finished_folder(tmp_path, over)
+    return ckpt
+
+
+def test_a_finished_run_over_other_data_is_not_exported_again(tmp_path: Path) -> None:
+    prepared = _prepared(tmp_path)
+    ckpt = _finished_over(tmp_path, prepared)
+    assert not _decide(ckpt, [f"paths.prepared_dir={prepared}"]).start_fresh  # same data: reused
+    (prepared / "spm.model").write_bytes(b"pieces v2")  # the user's corpus changed, preprocess reran
+    decision = _decide(ckpt, [f"paths.prepared_dir={prepared}"])
+    assert decision.start_fresh and decision.resume_path is None
+    assert "prepared.spm.model" in decision.reason and len(decision.reason) < 200  # digests shortened
+
+
+def test_an_unfinished_run_over_other_data_is_not_resumed(tmp_path: Path) -> None:
+    prepared = _prepared(tmp_path)
+    ckpt = _stamped_folder(tmp_path, [f"paths.prepared_dir={prepared}"])
+    (prepared / "train.npz").write_bytes(b"train ids v2")
+    decision = _decide(ckpt, [f"paths.prepared_dir={prepared}"])
+    assert decision.start_fresh and decision.resume_path is None
+
+
+def test_a_checkpoint_trained_with_another_vocabulary_is_not_resumable(tmp_path: Path) -> None:
+    path = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}, resume.CKPT_KEY: {"fingerprint": "fp", "spm_sha256": "a" * 64}}, path)
+    assert resume.checkpoint_problem(path, "fp", spm_sha256="a" * 64) is None
+    problem = resume.checkpoint_problem(path, "fp", spm_sha256="b" * 64)
+    assert problem is not None and "vocabulary" in problem
+
+
+def test_an_explicit_checkpoint_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
+    prepared = _prepared(tmp_path)
+    path = tmp_path / "elsewhere.ckpt"
+    torch.save({"state_dict": {}, resume.CKPT_KEY: {"fingerprint": "x", "spm_sha256": "a" * 64}}, path)
+    with pytest.raises(InputError, match="another SentencePiece vocabulary"):
+        _decide(tmp_path / "none", [f"paths.prepared_dir={prepared}"], mode=str(path))
+
+
+# --- issue 35, item 2: every Trainer argument that changes results is in the fingerprint ---------
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+trainer.overfit_batches=2",
+        "+trainer.min_epochs=3",
+        "+trainer.min_steps=30",
+        "+trainer.use_distributed_sampler=true",
+        "+trainer.reload_dataloaders_every_n_epochs=1",
+        "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.StochasticWeightAveraging,swa_lrs:0.01}]",
+        "+trainer.limit_train_batches=0.5",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=gpu",
+    ],
+)
+def test_fingerprint_covers_every_trainer_argument_that_can_change_weights(override: str) -> None:
+    assert fp(override) != fp()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+trainer.enable_model_summary=false",
+        "+trainer.default_root_dir=/tmp/elsewhere",
+        "+trainer.logger=true",
+        "trainer.devices=2",  # the world size: checked on its own (a refusal, not a fresh start)
+    ],
+)
+def test_fingerprint_ignores_the_listed_trainer_arguments(override: str) -> None:
+    assert fp(override) == fp()
+
+
+def test_every_ignored_trainer_key_is_documented() -> None:
+    notes = (Path(__file__).resolve().parents[3] / "docs" / "notes" / "issue35.md").read_text()
+    for key in resume.TRAINER_KEYS_IGNORED:
+        assert f"`{key}`" in notes, key
+        assert key in (resume.__doc__ or "") + (resume.relevant_config.__doc__ or ""), key
+
+
+# --- issue 35, item 4: a finished run's checkpoints are never deleted by another configuration ---
+
+
+@pytest.mark.parametrize("how", ["saved", "killed-after-saving"])
+def test_a_finished_run_of_another_configuration_is_kept_aside_not_deleted(tmp_path: Path, how: str, caplog) -> None:
+    ckpt, before = _finished_folder(tmp_path, [])
+    _start_fresh_over(ckpt, ["seed=7"])
+    (ckpt / "last.ckpt").write_bytes(b"the new run's first checkpoint")
+    with caplog.at_level(logging.WARNING):
+        if how == "saved":
+            resume.discard_previous(ckpt)  # what the checkpoint writer calls after it
+        else:
+            resume.recover_previous(ckpt)  # the next run, after a kill
+    kept = [p for p in ckpt.iterdir() if p.name.startswith(f"stale-{fp()}-")]
+    assert len(kept) == 1, sorted(p.name for p in ckpt.iterdir())
+    assert {p.name: p.read_bytes() for p in kept[0].iterdir() if p.is_file()} == before
+    assert str(kept[0]) in caplog.text and "rm -r" in caplog.text
+    assert (ckpt / "last.ckpt").read_bytes() == b"the new run's first checkpoint"

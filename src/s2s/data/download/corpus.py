@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from s2s.common.config_guard import check_params_file
 from s2s.common.io import InputError, atomic_path, sha256_file
 from s2s.data.download.sources import CorpusConfig, Source
 
@@ -176,5 +177,6 @@ def download_dataset(ds: CorpusConfig, raw_dir: str | Path) -> dict[str, list[st
             for file in files:
                 (tmp / name / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(staging / name / file, tmp / name / file)
+        check_params_file()  # fetched for what params.yaml said at the start, or nothing is published
     shutil.rmtree(staging, ignore_errors=True)
     return needed

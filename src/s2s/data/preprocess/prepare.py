@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from s2s.common.config_guard import check_params_file
 from s2s.common.io import InputError, atomic_path
 from s2s.data.download.sources import CorpusConfig, Part, iter_part, read_tok_refs
 from s2s.data.encoded import EvalRecord, save_sequences, write_eval_records
@@ -373,6 +374,7 @@ def prepare(opt: PrepareOptions) -> dict[str, Any]:
         stats["test"] = {"pairs": stats["test_sets"][ds.primary_test]["pairs"], "name": ds.primary_test}
         stats["vocab_size"] = len(vocab)
         stats["user_defined_symbols"] = symbols
+        check_params_file()  # made with what params.yaml said at the start, or nothing is published
     stats["warnings"] = warnings
     for w in warnings:
         log.warning("%s", w)

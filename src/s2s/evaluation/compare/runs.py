@@ -11,7 +11,8 @@ scores them (cased, detokenized BLEU and chrF on raw references, every reference
 test set that has several):
 
 - per run: the score and its 95% confidence interval from bootstrap resampling;
-- per system: mean and standard deviation over its runs (seeds);
+- per system: mean and standard deviation over its runs (seeds); two runs of one system with
+  byte-identical translations are refused (one run counted as two seeds: a std of 0 that means nothing);
 - against the baseline: paired bootstrap resampling and approximate randomization p-values for
   every pair (system run, baseline run).  Seeds of two systems are unrelated, so no pairing is
   privileged: the summary p-value is the largest over all pairs, and a difference is called
@@ -287,6 +288,7 @@ def load_systems(
     for name, specs in options:
         runs = []
         seen: dict[str, str] = {}
+        translated: dict[str, str] = {}  # digest of every hypothesis -> the spec that had them
         for spec in specs:
             files = opener(spec)
             if files.identity in seen:  # one run counted as two seeds: a spread of 0 that means nothing
@@ -296,15 +298,37 @@ def load_systems(
                 )
             seen[files.identity] = spec
             provenance = (_read_json(files, EVAL_REPORT) or {}).get("provenance")
-            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets_from_reports(files), provenance))
+            test_sets = test_sets_from_reports(files)
+            digest = translations_digest(test_sets)
+            if digest in translated:  # a copied folder, or a folder and its MLflow run: one seed, not two
+                raise InputError(
+                    f"--system {name}: {spec} has byte-identical translations to {translated[digest]} on every "
+                    "test set: the same run given twice (a copy, or a folder and its mlflow: run), not another "
+                    "seed; give each seed's run once"
+                )
+            translated[digest] = spec
+            runs.append(Run(f"{name}[{len(runs)}] {files.label}", test_sets, provenance))
         systems.append(System(name, runs))
     return systems
+
+
+def translations_digest(test_sets: dict[str, TestSet]) -> str:
+    """sha256 of every hypothesis of every test set (and direction): equal for byte-identical output.
+
+    Two trainings of other seeds never translate every sentence alike; under portable numerics
+    equal translations are exactly "the same run" (a copy of its folder, or its MLflow run)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(test_sets):
+        digest.update(json.dumps([key, test_sets[key].hypotheses], ensure_ascii=False).encode())
+    return digest.hexdigest()
 
 
 # what decides the bits in every mode (dotted: inside a provenance section), and what decides them
 # only outside portable numerics
 _ALWAYS = ("numerics", "env.MKL_CBWR", "torch", "mkl", "onednn", "precision")
-_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device")
+_UNLESS_PORTABLE = ("cpu", "aten_cpu_capability", "threads", "deterministic", "device", "gpu", "autocast_dtype", "tf32")
 
 
 def provenance_warnings(systems: Sequence[System]) -> list[str]:
@@ -317,13 +341,25 @@ def provenance_warnings(systems: Sequence[System]) -> list[str]:
     known = [r for r in runs if r.provenance]
     lines = [f"{r.label}: no provenance (reports/eval/report.json from an older evaluate)" for r in runs
              if not r.provenance]
-    portable = all(r.provenance.get("numerics") == "portable" for r in known)
-    packages = sorted({f"packages.{name}" for r in known for name in (r.provenance.get("packages") or {})})
+    lines += _differences([(r.label, r.provenance or {}) for r in known], "")
+    # how the weights were made (the training's provenance, recorded beside the evaluation's)
+    trained = [(r.label, r.provenance["training"]) for r in known if r.provenance.get("training")]
+    if len(trained) > 1:
+        lines += _differences(trained, "training ")
+    return lines
+
+
+def _differences(provs: Sequence[tuple[str, dict[str, Any]]], what: str) -> list[str]:
+    lines = []
+    portable = all(p.get("numerics") == "portable" for _, p in provs)
+    packages = sorted({f"packages.{name}" for _, p in provs for name in (p.get("packages") or {})})
     for key in _ALWAYS + tuple(packages) + (() if portable else _UNLESS_PORTABLE):
-        values = {str(_field(r.provenance, key)): r.label for r in known}
+        values = {str(_field(p, key)): label for label, p in provs}
         if len(values) > 1:
             seen = "; ".join(f"{v} ({label})" for v, label in values.items())
-            lines.append(f"runs differ in {key}: {seen}: a score difference may come from this, not from the system")
+            lines.append(
+                f"runs differ in {what}{key}: {seen}: a score difference may come from this, not from the system"
+            )
     return lines
 
 

@@ -357,3 +357,19 @@ def test_resume_ignored_by_server_restarts_cleanly(tmp_path, serve):
     (staging / "train.en.gz.part").write_bytes(full[:10])
     _download(base, files, raw)
     _assert_raw_complete(raw, mirror, files)
+
+
+def test_a_params_file_changed_while_downloading_publishes_nothing(tmp_path, monkeypatch):
+    """Issue 35, item 5: a second `dvc exp run` rewrote params.yaml under this stage."""
+    from s2s.common import config_guard
+    from s2s.common.io import InputError
+
+    params = tmp_path / "params.yaml"
+    params.write_text("preprocess: {spm: {vocab_size: 500}}\n")
+    monkeypatch.setattr(config_guard, "_started_with", (params, "0" * 64))  # what it held at the start
+    mirror = tmp_path / "mirror"
+    files = make_mirror(mirror)
+    raw = tmp_path / "raw"
+    with pytest.raises(InputError, match="params.yaml changed while this stage ran"):
+        _download(str(mirror), files, raw)
+    assert not raw.exists()

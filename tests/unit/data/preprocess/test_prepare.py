@@ -338,3 +338,16 @@ def test_spm_sample_is_bounded_and_seeded(raw_dir, tmp_path):
 def test_bad_cap_options(raw_dir, tmp_path, kw, option):
     with pytest.raises(InputError, match=option):
         prepare(_opts(raw_dir, tmp_path / "prepared", **kw))
+
+
+def test_a_params_file_changed_while_preprocessing_publishes_nothing(raw_dir, tmp_path, monkeypatch):
+    """Issue 35, item 5: a second `dvc exp run` rewrote params.yaml (vocab_size 400 -> 500) under this stage."""
+    from s2s.common import config_guard
+
+    params = tmp_path / "params.yaml"
+    params.write_text("preprocess: {spm: {vocab_size: 500}}\n")
+    monkeypatch.setattr(config_guard, "_started_with", (params, "0" * 64))  # what it held at the start
+    out = tmp_path / "prepared"
+    with pytest.raises(InputError, match="params.yaml changed while this stage ran"):
+        prepare(_opts(raw_dir, out))
+    assert not out.exists()

@@ -49,3 +49,51 @@ def test_every_bit_deciding_package_and_the_mkl_branch_are_compared() -> None:
     compatible = {**with_packages, "env": {"MKL_CBWR": "COMPATIBLE"}}
     lines = provenance_warnings(systems(with_packages, compatible))
     assert len(lines) == 1 and lines[0].startswith("runs differ in env.MKL_CBWR")
+
+
+# issue 35, item 7: compare counts a seed once
+
+
+class _Files:
+    """A run's files in memory: one test set, its translations given."""
+
+    def __init__(self, label: str, hypotheses: list[str]):
+        self.label = label
+        self.identity = label  # another folder, another run id: identity alone cannot tell
+        rows = ["direction\tsource\treference\thypothesis"]
+        rows += [f"en-de\tsource {i}\treference {i}\t{h}" for i, h in enumerate(hypotheses)]
+        self.files = {
+            "reports/eval/metrics.json": '{"test_sets": {"t": {}}}',
+            "reports/eval/translations/t.tsv": "\n".join(rows) + "\n",
+        }
+
+    def read_text(self, relpath: str) -> str | None:
+        return self.files.get(relpath)
+
+
+def test_two_runs_with_byte_identical_translations_are_one_seed_not_two() -> None:
+    import pytest
+
+    from s2s.common.io import InputError
+    from s2s.evaluation.compare.runs import load_systems
+
+    runs = {"seed1": _Files("seed1", ["a b", "c d"]), "copy": _Files("copy", ["a b", "c d"]),
+            "seed2": _Files("seed2", ["a b", "c e"])}  # fmt: skip
+    systems = load_systems([("x", ["seed1", "seed2"])], runs.__getitem__)
+    assert len(systems[0].runs) == 2
+    with pytest.raises(InputError) as err:
+        load_systems([("x", ["seed1", "copy"])], runs.__getitem__)
+    assert "\n" not in str(err.value) and "copy" in str(err.value) and "byte-identical" in str(err.value)
+    # the same translations in two systems is a comparison (of a system with itself), not a seed counted twice
+    assert len(load_systems([("x", ["seed1"]), ("y", ["copy"])], runs.__getitem__)) == 2
+
+
+def test_runs_whose_weights_were_made_under_other_numerics_are_warned_about() -> None:
+    """Issue 35, item 8: the evaluation's provenance alone says how the translations were decoded;
+    the training's (recorded beside it) says how the weights were made."""
+    a = {**BASE, "training": {**BASE, "numerics": "portable"}}
+    b = {**BASE, "training": {**BASE, "numerics": "fast", "precision": "bf16-mixed"}}
+    lines = provenance_warnings(systems(a, b))
+    assert any(line.startswith("runs differ in training numerics") for line in lines), lines
+    assert any("training precision" in line for line in lines), lines
+    assert not provenance_warnings(systems(a, dict(a)))
