@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -56,6 +57,8 @@ EXP_TMP_MARKER = (".dvc", "tmp", "exps")
 RESUMED_FROM_TAG = "s2s.resumed_from_run"
 # an evaluation run records its process, so a later evaluation can tell a killed one from a running one
 PID_TAG, HOST_TAG = "s2s.pid", "s2s.host"
+# a registered version's validation BLEU, and what makes two versions' scores comparable (validation_key)
+SCORE_TAG, VALIDATION_KEY_TAG = "val_bleu", "s2s.validation_key"
 
 T = TypeVar("T")
 
@@ -626,26 +629,114 @@ def log_translator(
     return out
 
 
-def promote(name: str, version: str, alias: str, score: float | None) -> bool:
-    """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version scored
-    higher (an unvalidated model, e.g. averaged weights, is registered but never promoted)."""
-    import mlflow
+def registry_lock_path(uri: str) -> Path | None:
+    """The file lock beside a SQLite store that makes a promotion atomic (None for other stores)."""
+    db = sqlite_path(uri)
+    return None if db is None else db.with_name(db.name + ".registry.lock")
+
+
+@contextmanager
+def registry_lock(uri: str | None) -> Iterator[None]:
+    """Hold the store's registry lock (a SQLite store; a server store relies on compare-and-set)."""
+    if uri is None:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    path = registry_lock_path(uri)
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def finite_score(value: Any) -> float | None:
+    """A tag's score as a float, or None where it is absent or not finite (NaN, inf)."""
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if math.isfinite(score) else None
+
+
+def _alias_holder(client: Any, name: str, alias: str) -> Any:
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient()
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:  # no version has the alias yet
+        return None
+
+
+def promote(
+    name: str, version: str, alias: str, score: float | None, uri: str | None = None, key: str | None = None
+) -> bool:
+    """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version
+    validated on the same set (``key``, :func:`validation_key`) scored higher.
+
+    Never promoted: an unvalidated model (``score`` None, e.g. averaged weights), a non-finite score
+    (NaN, inf), a version whose validation set is unknown (``key`` None) or differs from the
+    champion's. Atomic: under a file lock beside a SQLite store; for any store, the alias is read
+    again after it is moved (compare-and-set), and a better comparable version registered meanwhile
+    gets it back, so two trainings finishing together leave it on the better one."""
+    import mlflow
+
     if score is None:
         return False
-    client.set_model_version_tag(name, version, "val_bleu", repr(float(score)))  # exact: compared below
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-        best = float(current.tags.get("val_bleu", "-inf"))
-    except MlflowException:  # no version has the alias yet
-        best = float("-inf")
-    if score < best:
-        log.info("%s version %s (val BLEU %.2f) stays below %s@%s (%.2f)", name, version, score, name, alias, best)
+    if finite_score(score) is None:
+        log.warning("%s version %s: validation BLEU %s is not finite; not promoted to @%s", name, version, score, alias)
         return False
-    client.set_registered_model_alias(name, alias, version)
-    return True
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.set_model_version_tag(name, version, SCORE_TAG, repr(float(score)))  # exact: compared below
+    if key is None:
+        log.warning("%s version %s: its validation set is unknown; not promoted to @%s", name, version, alias)
+        return False
+    client.set_model_version_tag(name, version, VALIDATION_KEY_TAG, key)
+    with registry_lock(uri):
+        for _attempt in range(5):
+            current = _alias_holder(client, name, alias)
+            if current is not None and str(current.version) == str(version):
+                return True
+            best = finite_score(current.tags.get(SCORE_TAG)) if current is not None else None
+            if current is not None and best is not None:
+                theirs = current.tags.get(VALIDATION_KEY_TAG)
+                if theirs is not None and theirs != key:
+                    log.warning(
+                        "%s version %s was validated on another set than %s@%s (version %s): not promoted; "
+                        "its BLEU cannot be compared (register it under another logger.registered_model_name)",
+                        name, version, name, alias, current.version,
+                    )  # fmt: skip
+                    return False
+                if score < best:
+                    log.info("%s version %s (val BLEU %.2f) stays below %s@%s (%.2f)", name, version, score, name,
+                             alias, best)  # fmt: skip
+                    return False
+            client.set_registered_model_alias(name, alias, version)
+            # compare-and-set: a promotion that wrote in between (a server store has no lock) is
+            # decided again, against every comparable version registered since the old champion
+            since = int(current.version) if current is not None else 0
+            rival = _best_comparable(client, name, key, since)
+            if rival is not None and str(rival[1]) != str(version) and rival[0] > score:
+                version, score = str(rival[1]), rival[0]
+                continue
+            holder = _alias_holder(client, name, alias)
+            if holder is not None and str(holder.version) == str(version):
+                return True
+        return False
+
+
+def _best_comparable(client: Any, name: str, key: str, since: int) -> tuple[float, int] | None:
+    """(score, version) of the best version after ``since`` validated on the set ``key``."""
+    found = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        score = finite_score(mv.tags.get(SCORE_TAG))
+        if int(mv.version) > since and score is not None and mv.tags.get(VALIDATION_KEY_TAG) == key:
+            found.append((score, int(mv.version)))
+    return max(found) if found else None
 
 
 def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) -> Path:
@@ -700,3 +791,21 @@ def end_sweep_job(uri: str, parent_run_id: str, ok: bool) -> None:
         MlflowClient(tracking_uri=uri).set_terminated(parent_run_id, "FINISHED" if ok else "FAILED")
     except Exception as err:
         log.warning("sweep run %s not updated at %s: %s", parent_run_id, uri, _first_line(err))
+
+
+
+def validation_key(valid_tsv: str | Path, scoring: Mapping[str, Any]) -> str:
+    """What makes two validation BLEUs comparable, as a sha256: the validation set (``valid.tsv``:
+    every sentence with its languages, so the direction too) and how it is scored (``scoring``:
+    the part validated, the output length limits; greedy decoding and sacreBLEU, whose version is included)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        sacrebleu = version("sacrebleu")
+    except PackageNotFoundError:
+        sacrebleu = None
+    what = {
+        "valid_tsv_sha256": sha256_file(valid_tsv),
+        "scoring": {"search": "greedy", "metric": "bleu", "sacrebleu": sacrebleu, **dict(scoring)},
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
