@@ -598,10 +598,16 @@ def log_translator(
     registered_name: str | None,
     alias: str | None,
     score: float | None,
+    numerics: Mapping[str, Any] | None = None,
+    validation: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
 ) -> dict[str, Any]:
     """Log the exported model as an MLflow Model into the active run, register it under
-    ``registered_name`` and move ``alias`` to it when its validation BLEU (``score``) is the best
-    of that name's versions. Returns what was done; a failing store costs a warning."""
+    ``registered_name`` (a version with ``description`` and ``tags``) and move ``alias`` to it when
+    its validation BLEU (``score``) is the best of that name's versions validated on the same set
+    (``validation``, :func:`validation_key`). ``numerics``: the run's, applied by the loaded model.
+    Returns what was done; a failing store costs a warning."""
     from s2s.tracking import mlflow_model
 
     try:
@@ -613,6 +619,7 @@ def log_translator(
             target_lang,
             max_src_pieces,
             registered_name or None,
+            numerics,
         )
     except Exception as err:
         log.warning("MLflow Model not logged: %s", _first_line(err))
@@ -622,11 +629,28 @@ def log_translator(
     if registered_name and version is not None:
         out.update(registered_model=registered_name, registered_version=str(version))
         try:
-            if alias and promote(registered_name, str(version), alias, score):
+            describe_version(registered_name, str(version), description, tags)
+            if alias and promote(registered_name, str(version), alias, score, key=validation):
                 out["alias"] = alias
         except Exception as err:
             log.warning("model version %s of %s not promoted: %s", version, registered_name, _first_line(err))
     return out
+
+
+def describe_version(name: str, version: str, description: str | None, tags: Mapping[str, str] | None) -> None:
+    """A registered version says what it is: its description and tags (data, direction, preset...)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if description:
+        client.update_model_version(name, version, description=description)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def console_score(score: float) -> str:
+    """A score as the console prints it (``BLEU 31.51``): the registry's tags hold the same text."""
+    return f"{score:.2f}"
 
 
 def registry_lock_path(uri: str) -> Path | None:
@@ -678,9 +702,11 @@ def promote(
     """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version
     validated on the same set (``key``, :func:`validation_key`) scored higher.
 
-    Never promoted: an unvalidated model (``score`` None, e.g. averaged weights), a non-finite score
-    (NaN, inf), a version whose validation set is unknown (``key`` None) or differs from the
-    champion's. Atomic: under a file lock beside a SQLite store; for any store, the alias is read
+    The score is tagged and compared as the console prints it (two decimals). Never promoted: an
+    unvalidated model (``score`` None, e.g. averaged weights), a non-finite score (NaN, inf), a
+    BLEU of 0 (every translation empty, as a diverged tiny run gives), a version whose validation
+    set is unknown (``key`` None) or differs from the champion's. Atomic: under a file lock beside a
+    SQLite store; for any store, the alias is read
     again after it is moved (compare-and-set), and a better comparable version registered meanwhile
     gets it back, so two trainings finishing together leave it on the better one."""
     import mlflow
@@ -691,7 +717,14 @@ def promote(
         log.warning("%s version %s: validation BLEU %s is not finite; not promoted to @%s", name, version, score, alias)
         return False
     client = mlflow.MlflowClient(tracking_uri=uri)
-    client.set_model_version_tag(name, version, SCORE_TAG, repr(float(score)))  # exact: compared below
+    client.set_model_version_tag(name, version, SCORE_TAG, console_score(score))
+    score = float(console_score(score))  # compared as shown: equal to two decimals, the newer wins
+    if score <= 0:
+        log.warning(
+            "%s version %s: validation BLEU %s (empty or useless translations); not promoted to @%s",
+            name, version, console_score(score), alias,
+        )  # fmt: skip
+        return False
     if key is None:
         log.warning("%s version %s: its validation set is unknown; not promoted to @%s", name, version, alias)
         return False

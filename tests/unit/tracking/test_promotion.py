@@ -142,3 +142,13 @@ def test_the_validation_key_names_languages_direction_sentences_and_scoring(tmp_
 def test_the_registry_lock_lives_beside_a_sqlite_store(tmp_path: Path) -> None:
     assert mlflow_store.registry_lock_path(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlflow.db.registry.lock"
     assert mlflow_store.registry_lock_path("http://127.0.0.1:5000") is None
+
+
+def test_a_bleu_of_zero_is_not_promoted_and_scores_are_tagged_as_printed(store: str, tmp_path: Path) -> None:
+    """A model whose translations are all empty (preset=tiny optim.lr=0.001) scores BLEU 0.00."""
+    empty, good = new_version(store, tmp_path), new_version(store, tmp_path)
+    assert not promote(NAME, empty, "champion", 0.0, uri=store, key=KEY)
+    assert promote(NAME, good, "champion", 3.0999999046325684, uri=store, key=KEY)
+    client = MlflowClient(tracking_uri=store)
+    assert client.get_model_version(NAME, good).tags["val_bleu"] == "3.10"
+    assert champion(store) == good
