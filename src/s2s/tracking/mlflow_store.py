@@ -166,7 +166,9 @@ def check_sqlite_store(uri: str, timeout: float = 10.0) -> None:
 
     A truncated ``mlflow.db`` (``database disk image is malformed``), an unwritable or a locked one
     would otherwise stop training at its first logging call, or after ~100 s of MLflow's retries.
-    A store that does not exist yet only needs a folder it can be created in. Nothing is written.
+    A store that does not exist yet only needs a folder it can be created in. Nothing is kept: the
+    probe's write (which needs the rollback journal beside the file, so a read-only filesystem
+    fails here, not 80 s into training) is rolled back.
     """
     db = sqlite_path(uri)
     if db is None:
@@ -183,8 +185,11 @@ def check_sqlite_store(uri: str, timeout: float = 10.0) -> None:
             problems = [row[0] for row in con.execute("pragma quick_check")]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({problems[0]})")
-            con.execute("begin immediate")  # takes the write lock: unwritable or locked stores fail here
-            con.execute("rollback")
+            con.execute("begin immediate")  # takes the write lock: locked stores fail here
+            try:  # a real write, rolled back: a read-only file or filesystem fails only when one is made
+                con.execute("create table s2s_write_probe (x)")
+            finally:
+                con.execute("rollback")
 
     try:
         bounded(timeout, probe)
