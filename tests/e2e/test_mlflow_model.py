@@ -117,7 +117,12 @@ def start_server(model_uri: str, cwd: Path, env: dict[str, str]) -> tuple[subpro
     """``mlflow models serve`` on 127.0.0.1 and a free port, once it answers /ping (a deadline, no fixed sleep).
 
     The served process imports this checkout's ``s2s`` (PYTHONPATH), as the model's own copy would."""
-    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))}
+    env = {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])),
+        # MLflow starts `uvicorn` by name: the one beside this interpreter, also from an unactivated venv
+        "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")])),
+    }
     for _attempt in range(3):  # another process may take the free port first: the server then exits
         port = free_port()
         proc = subprocess.Popen(

@@ -558,6 +558,9 @@ def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[N
     """
     import mlflow
 
+    if run_id is None:  # a busy store has not answered yet: nothing is active (no run created here)
+        yield
+        return
     try:
         mlflow.set_tracking_uri(uri)
         mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
@@ -582,6 +585,9 @@ def log_datasets(prepared_dir: str | Path, dataset: str) -> None:
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
+
+        if mlflow.active_run() is None:  # the run is not open yet: log_input would create one
+            return
 
         for split, context in (("train", "training"), ("valid", "validation")):
             path = (Path(prepared_dir) / f"{split}.npz").resolve()

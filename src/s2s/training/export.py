@@ -7,6 +7,7 @@ was exported: averaged weights were never validated, so their ``val_bleu`` is nu
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def export(
     link to the MLflow run in ``reports/train_run.json`` (not cached)."""
     model_dir = Path(cfg.paths.model_dir)
     state, source, val_bleu = choose_weights(cfg, best, task, fp)
+    wait_for_run = getattr(logger, "wait_for_run", None)
+    if wait_for_run is not None and not wait_for_run(6 * logger.timeout_s):  # a busy store's last chance
+        logger = None
     meta = {
         "source": source,
         "val_bleu": val_bleu,
@@ -95,7 +99,12 @@ def export(
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         logger.log_artifacts([(resolved, None)])
         if cfg.logger.get("log_model", True):
-            run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
+            import mlflow
+
+            # a run opened late (a busy store) is not active yet: log_model would create another run
+            late = mlflow.active_run() is None
+            with tracking.active_run(uri, run_id, False) if late else contextlib.nullcontext():
+                run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
     return run_info
 
 
