@@ -104,6 +104,14 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._adopt()
         return self._run_id
 
+    @property
+    def experiment(self) -> Any:
+        """Lightning's client; while the run is not open, the bare client (Lightning's property would
+        create a run of its own there, unbounded, e.g. for ``logger.name``)."""
+        if not self._adopt():
+            return self._mlflow_client
+        return super().experiment
+
     def _adopt(self) -> bool:
         """Take the run once the opener has it, then send the backlog; True when there is a run."""
         if self._run_id is not None:

@@ -67,3 +67,14 @@ def test_a_store_that_never_answers_leaves_no_running_run(
     gate.set()  # it answers after the run gave up: the run it creates is not left RUNNING
     logger.join_opener()
     assert [r.info.status for r in runs(uri)] == []
+
+
+def test_lightning_creates_no_run_of_its_own_while_the_store_is_busy(busy_store: tuple[str, threading.Event]) -> None:
+    uri, gate = busy_store
+    logger = mlflow_logger.make_logger(config(uri), None, {}, "busy")
+    assert logger.name is None and logger.version is None  # Lightning asks these for folder names
+    assert runs(uri) == []
+    gate.set()
+    assert logger.wait_for_run(600)
+    assert logger.name == MlflowClient(tracking_uri=uri).get_experiment_by_name("busy").experiment_id
+    assert len(runs(uri)) == 1
