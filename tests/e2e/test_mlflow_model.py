@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -80,7 +81,7 @@ def test_pyfunc_model_translates_like_translate_py(trained: dict) -> None:
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     params = {p["name"]: p for p in json.loads(mlmodel["signature"]["params"])}
     assert set(params) == {"beam_size", "max_len_a", "max_len_b", "alpha"} and params["beam_size"]["default"] == 5
-    assert json.loads(mlmodel["signature"]["inputs"]) == [{"type": "string", "required": True}]  # by position
+    assert json.loads(mlmodel["signature"]["inputs"]) == [{"type": "string", "name": "text", "required": True}]
     assert mlmodel["saved_input_example_info"]
     requirements = (local / "requirements.txt").read_text()
     assert "torch" in requirements and "sentencepiece" in requirements
@@ -183,7 +184,6 @@ BODIES = {
     "inputs_dict_of_lists": {"inputs": {"text": LINES}},
     "inputs_records": {"inputs": [{"text": line} for line in LINES]},
     "inputs_list": {"inputs": LINES},
-    "instances_dict_of_lists": {"instances": {"text": LINES}},
 }
 
 
@@ -195,7 +195,7 @@ def test_every_invocations_body_gives_one_translation_per_line(trained: dict, se
 
 
 def test_every_pyfunc_input_form_gives_one_translation_per_line(trained: dict) -> None:
-    """The forms the model's docstring and the README show: a DataFrame, a dict of lists, a list."""
+    """The forms the model's docstring and the README show: a DataFrame, a dict of lists."""
     import mlflow.pyfunc
     import pandas as pd
 
@@ -204,9 +204,9 @@ def test_every_pyfunc_input_form_gives_one_translation_per_line(trained: dict) -
     expected = translate(trained)
     assert model.predict(pd.DataFrame({"text": LINES})) == expected
     assert model.predict({"text": LINES}) == expected  # not the translation of "['A man ...', '', ...]"
-    assert model.predict(LINES) == expected
     assert model.predict({"text": LINES[0]}) == expected[:1]  # one sentence as a dict of one string
-    assert model.predict(LINES[0]) == expected[:1]
+    with pytest.raises(MlflowException, match="text"):  # not in the docstring: the signature names the column
+        model.predict(LINES)
 
 
 def test_system_metrics_and_dataset_inputs(trained: dict) -> None:

@@ -1,6 +1,7 @@
 """The trained translator as an MLflow Model (``pyfunc`` flavor): served, registered, loaded anywhere.
 
-``mlflow.pyfunc.load_model(uri).predict(["A man is riding a bicycle."])`` and ``mlflow models serve``
+``mlflow.pyfunc.load_model(uri).predict({"text": ["A man is riding a bicycle."]})`` (or a DataFrame with a
+``text`` column; a bare list is refused by the signature) and ``mlflow models serve``
 both run the project's own :class:`~s2s.inference.translator.Translator` (the same code as
 ``src/translate.py``), so every way of translating gives the same words. The model folder holds
 ``model.pt``, ``spm.model`` and the decoding settings (``translator.json``) as artifacts and the
@@ -219,17 +220,17 @@ def _line(value: Any) -> str:
 
 
 def signature(decode_cfg: Mapping[str, Any]) -> Any:
-    """Text in (one string column, by position: ``text`` in the input example, but a list of strings or
-    one string is also a valid input), text out; the decoding options as params, defaulting to training's.
+    """Text in (column ``text``), text out; the decoding options as params, defaulting to training's.
 
-    A named column (``ColSpec("string", "text")``) made MLflow refuse a list ("missing inputs
-    ['text']") and turn ``{"text": [s1, s2]}`` into one row holding the list."""
+    The named column keeps every ``/invocations`` body working (``dataframe_split``,
+    ``dataframe_records``, ``inputs`` as a dict of lists, a list or records; an unnamed one refused
+    ``{"inputs": {"text": [...]}}``); in process, a dict of lists or a DataFrame, not a bare list."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     defaults = {name: decode_cfg.get(field) for name, field in PARAMS}
     return ModelSignature(
-        inputs=Schema([ColSpec("string")]),
+        inputs=Schema([ColSpec("string", INPUT_COLUMN)]),
         outputs=Schema([ColSpec("string")]),
         params=ParamSchema(
             [
