@@ -579,6 +579,42 @@ def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[N
             log.warning("MLflow run %s not ended at %s: %s", run_id, uri, _first_line(err))
 
 
+@contextlib.contextmanager
+def active_run_when_open(logger: Any, system_metrics: bool | None, on_start: Callable[[], None]) -> Iterator[None]:
+    """:func:`active_run` for the training's logger, started when its run is open: now, or when a
+    busy store answers during this block (system metrics and ``on_start``, the dataset inputs,
+    then begin). A run that opens after the block is not made active."""
+    import mlflow
+
+    state = {"open": True, "started": False}
+
+    def start(run_id: str) -> None:
+        if not state["open"]:
+            return
+        try:
+            mlflow.set_tracking_uri(logger.tracking_uri)
+            mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+        except Exception as err:
+            log.warning("MLflow run %s could not be made active at %s: %s", run_id, logger.tracking_uri,
+                        _first_line(err))  # fmt: skip
+            return
+        state["started"] = True
+        on_start()
+
+    logger.when_open(start)
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    finally:
+        state["open"] = False
+        if state["started"]:
+            try:
+                mlflow.end_run(status)
+            except Exception as err:
+                log.warning("MLflow run not ended at %s: %s", logger.tracking_uri, _first_line(err))
+
+
 def log_datasets(prepared_dir: str | Path, dataset: str) -> None:
     """The prepared training and validation data as the active run's dataset inputs, with digests."""
     try:

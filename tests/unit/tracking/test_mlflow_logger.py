@@ -78,3 +78,19 @@ def test_lightning_creates_no_run_of_its_own_while_the_store_is_busy(busy_store:
     assert logger.wait_for_run(600)
     assert logger.name == MlflowClient(tracking_uri=uri).get_experiment_by_name("busy").experiment_id
     assert len(runs(uri)) == 1
+
+
+def test_a_run_opened_late_becomes_active_with_its_dataset_inputs(busy_store: tuple[str, threading.Event]) -> None:
+    """System metrics and dataset inputs attach to MLflow's active run: it starts when the run opens."""
+    import mlflow
+
+    uri, gate = busy_store
+    logger = mlflow_logger.make_logger(config(uri), None, {}, "late")
+    started = []
+    with mlflow_store.active_run_when_open(logger, False, lambda: started.append(mlflow.active_run().info.run_id)):
+        assert mlflow.active_run() is None
+        gate.set()
+        assert logger.wait_for_run(600)
+        assert started == [logger.run_id] and mlflow.active_run().info.run_id == logger.run_id
+    assert mlflow.active_run() is None
+    assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == "FINISHED"
