@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -89,11 +90,20 @@ def test_pyfunc_model_translates_like_translate_py(trained: dict) -> None:
 
 def test_registered_model_and_translate_uris(trained: dict) -> None:
     client = MlflowClient(tracking_uri=trained["db"])
-    version = client.get_model_version_by_alias(NAME, "champion")
+    version = client.get_model_version(NAME, "1")
     assert version.run_id == trained["run_id"]
-    assert float(version.tags["val_bleu"]) >= 0
+    bleu = version.tags["val_bleu"]
+    assert bleu == f"{float(bleu):.2f}", "the score as the console prints it"
+    assert {"data", "direction", "preset", "validation_digest", "s2s.validation_key"} <= set(version.tags)
+    assert version.tags["preset"] == "tiny" and version.tags["direction"] == "en->de"
+    assert version.description and bleu in version.description
+    aliases = client.get_registered_model(NAME).aliases
+    # a 2-epoch tiny model may still translate everything as empty (BLEU 0.00): never the champion
+    assert aliases == ({"champion": "1"} if float(bleu) > 0 else {}), aliases
     expected = translate(trained)
-    assert translate(trained, f"translate.model=models:/{NAME}@champion") == expected
+    if float(bleu) > 0:
+        assert translate(trained, f"translate.model=models:/{NAME}@champion") == expected
+    assert translate(trained, f"translate.model=models:/{NAME}/1") == expected
     assert translate(trained, f"translate.model=runs:/{trained['run_id']}/model") == expected
     assert translate(trained, f"translate.model={trained['base']}/models") == expected
     missing = subprocess.run(
@@ -104,39 +114,99 @@ def test_registered_model_and_translate_uris(trained: dict) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_mlflow_models_serve_answers_invocations(trained: dict) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": trained["db"]}
-    body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[line] for line in LINES]},
-                       "params": {"beam_size": 2}}).encode()
-    answer = None
+def start_server(model_uri: str, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """``mlflow models serve`` on 127.0.0.1 and a free port, once it answers /ping (a deadline, no fixed sleep).
+
+    The served process imports this checkout's ``s2s`` (PYTHONPATH), as the model's own copy would."""
+    env = {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])),
+        # MLflow starts `uvicorn` by name: the one beside this interpreter, also from an unactivated venv
+        "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")])),
+    }
     for _attempt in range(3):  # another process may take the free port first: the server then exits
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            cwd=trained["base"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        try:
-            deadline = time.monotonic() + 300
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.2)  # poll until the server answers (deadline above)
-            if proc.poll() is None and time.monotonic() < deadline:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=120) as response:
-                    answer = json.loads(response.read())
-                break
-        finally:
-            stop(proc)
-    assert answer is not None, "mlflow models serve never answered"
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return proc, port
+            except OSError:
+                time.sleep(0.2)  # poll until the server answers (deadline above)
+        stop(proc)
+    pytest.fail(f"mlflow models serve -m {model_uri} never answered")
+
+
+def invoke(port: int, body: dict | bytes, timeout: float = 300) -> tuple[int, dict]:
+    """POST /invocations: (HTTP status, the JSON answer)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def served(trained: dict):
+    """The registered version served by ``mlflow models serve`` for this module's tests (started once)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained["db"]}
+    proc, port = start_server(f"models:/{NAME}/1", trained["base"], env)
+    try:
+        yield port
+    finally:
+        stop(proc)
+
+
+def test_mlflow_models_serve_answers_invocations(trained: dict, served: int) -> None:
+    body = {"dataframe_split": {"columns": ["text"], "data": [[line] for line in LINES]}, "params": {"beam_size": 2}}
+    status, answer = invoke(served, body)
+    assert status == 200, answer
     assert answer["predictions"] == translate(trained, "decode.beam_size=2")
+
+
+# every body /invocations documents for a one-column text model (issue 34, item 1)
+BODIES = {
+    "dataframe_split": {"dataframe_split": {"columns": ["text"], "data": [[line] for line in LINES]}},
+    "dataframe_split_index": {
+        "dataframe_split": {"index": list(range(len(LINES))), "columns": ["text"], "data": [[x] for x in LINES]}
+    },
+    "dataframe_records": {"dataframe_records": [{"text": line} for line in LINES]},
+    "inputs_dict_of_lists": {"inputs": {"text": LINES}},
+    "inputs_records": {"inputs": [{"text": line} for line in LINES]},
+    "inputs_list": {"inputs": LINES},
+}
+
+
+@pytest.mark.parametrize("form", list(BODIES))
+def test_every_invocations_body_gives_one_translation_per_line(trained: dict, served: int, form: str) -> None:
+    status, answer = invoke(served, BODIES[form])
+    assert status == 200, answer
+    assert answer["predictions"] == translate(trained), form
+
+
+def test_every_pyfunc_input_form_gives_one_translation_per_line(trained: dict) -> None:
+    """The forms the model's docstring and the README show: a DataFrame, a dict of lists."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(trained["db"])
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/1")
+    expected = translate(trained)
+    assert model.predict(pd.DataFrame({"text": LINES})) == expected
+    assert model.predict({"text": LINES}) == expected  # not the translation of "['A man ...', '', ...]"
+    assert model.predict({"text": LINES[0]}) == expected[:1]  # one sentence as a dict of one string
+    with pytest.raises(MlflowException, match="text"):  # not in the docstring: the signature names the column
+        model.predict(LINES)
 
 
 def test_system_metrics_and_dataset_inputs(trained: dict) -> None:
@@ -150,3 +220,32 @@ def test_system_metrics_and_dataset_inputs(trained: dict) -> None:
     assert inputs["multi30k-train"][1]["mlflow.data.context"] == "training"
     assert inputs["multi30k-valid"][1]["mlflow.data.context"] == "validation"
     assert all(len(digest) == 32 for digest, _ in inputs.values())
+
+
+HOSTILE = [{"max_len_b": 1_000_000_000}, {"beam_size": 1000}, {"beam_size": 0}, {"beam_size": -3},
+           {"max_len_a": -1.0}, {"max_len_b": -5}]
+
+
+@pytest.mark.parametrize("params", HOSTILE, ids=[str(p) for p in HOSTILE])
+def test_a_hostile_request_gets_400_in_one_line(served: int, params: dict) -> None:
+    body = {"dataframe_split": {"columns": ["text"], "data": [[line] for line in LINES]}, "params": params}
+    status, answer = invoke(served, body, timeout=60)
+    assert status == 400, answer
+    assert "\n" not in answer["message"] and "stack_trace" not in answer, answer
+    assert answer["message"].startswith(next(iter(params)) + "="), answer
+
+
+def test_the_loaded_model_computes_with_the_runs_numerics(trained: dict) -> None:
+    """A fresh process (as the server's worker) that loads the model decodes on the AVX2 kernels,
+    deterministically, like translate.py (it decoded on native AVX-512 kernels before)."""
+    script = (
+        "import mlflow, torch\n"
+        f"m = mlflow.pyfunc.load_model('models:/{NAME}/1')\n"
+        "m.predict(['A dog runs.'])\n"
+        "print(torch.backends.cpu.get_cpu_capability(), torch.are_deterministic_algorithms_enabled())\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained["db"], "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=trained["base"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-2:] == ["AVX2", "True"], result.stdout

@@ -279,9 +279,12 @@ def test_resumed_run_takes_the_current_dvc_experiment_name(tmp_path: Path, monke
     uri = make_store(tmp_path / "mlflow.db")
     cfg = compose_config(["preset=tiny", f"logger.tracking_uri={uri}", "logger.experiment_name=exp"])
     monkeypatch.setenv("DVC_EXP_NAME", "rabid-drab")
-    run_id = mlflow_logger.make_logger(cfg, None, tracking.dvc_experiment_tags()).run_id
+    logger = mlflow_logger.make_logger(cfg, None, tracking.dvc_experiment_tags())
+    assert logger.wait_for_run(600)  # a busy machine's store may answer after logger.timeout_s
+    run_id = logger.run_id
     monkeypatch.setenv("DVC_EXP_NAME", "gross-mime")  # the rerun of the killed experiment, as DVC starts it
-    assert mlflow_logger.make_logger(cfg, run_id, tracking.dvc_experiment_tags()).run_id == run_id
+    resumed = mlflow_logger.make_logger(cfg, run_id, tracking.dvc_experiment_tags())
+    assert resumed.wait_for_run(600) and resumed.run_id == run_id
     run = MlflowClient(tracking_uri=uri).get_run(run_id)
     assert run.data.tags["dvc.exp_name"] == "gross-mime"
     assert run.info.run_name == "gross-mime-bilstm_attn"

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -56,6 +57,8 @@ EXP_TMP_MARKER = (".dvc", "tmp", "exps")
 RESUMED_FROM_TAG = "s2s.resumed_from_run"
 # an evaluation run records its process, so a later evaluation can tell a killed one from a running one
 PID_TAG, HOST_TAG = "s2s.pid", "s2s.host"
+# a registered version's validation BLEU, and what makes two versions' scores comparable (validation_key)
+SCORE_TAG, VALIDATION_KEY_TAG = "val_bleu", "s2s.validation_key"
 
 T = TypeVar("T")
 
@@ -163,7 +166,9 @@ def check_sqlite_store(uri: str, timeout: float = 10.0) -> None:
 
     A truncated ``mlflow.db`` (``database disk image is malformed``), an unwritable or a locked one
     would otherwise stop training at its first logging call, or after ~100 s of MLflow's retries.
-    A store that does not exist yet only needs a folder it can be created in. Nothing is written.
+    A store that does not exist yet only needs a folder it can be created in. Nothing is kept: the
+    probe's write (which needs the rollback journal beside the file, so a read-only filesystem
+    fails here, not 80 s into training) is rolled back.
     """
     db = sqlite_path(uri)
     if db is None:
@@ -180,8 +185,11 @@ def check_sqlite_store(uri: str, timeout: float = 10.0) -> None:
             problems = [row[0] for row in con.execute("pragma quick_check")]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({problems[0]})")
-            con.execute("begin immediate")  # takes the write lock: unwritable or locked stores fail here
-            con.execute("rollback")
+            con.execute("begin immediate")  # takes the write lock: locked stores fail here
+            try:  # a real write, rolled back: a read-only file or filesystem fails only when one is made
+                con.execute("create table s2s_write_probe (x)")
+            finally:
+                con.execute("rollback")
 
     try:
         bounded(timeout, probe)
@@ -555,6 +563,9 @@ def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[N
     """
     import mlflow
 
+    if run_id is None:  # a busy store has not answered yet: nothing is active (no run created here)
+        yield
+        return
     try:
         mlflow.set_tracking_uri(uri)
         mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
@@ -573,12 +584,51 @@ def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[N
             log.warning("MLflow run %s not ended at %s: %s", run_id, uri, _first_line(err))
 
 
+@contextlib.contextmanager
+def active_run_when_open(logger: Any, system_metrics: bool | None, on_start: Callable[[], None]) -> Iterator[None]:
+    """:func:`active_run` for the training's logger, started when its run is open: now, or when a
+    busy store answers during this block (system metrics and ``on_start``, the dataset inputs,
+    then begin). A run that opens after the block is not made active."""
+    import mlflow
+
+    state = {"open": True, "started": False}
+
+    def start(run_id: str) -> None:
+        if not state["open"]:
+            return
+        try:
+            mlflow.set_tracking_uri(logger.tracking_uri)
+            mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+        except Exception as err:
+            log.warning("MLflow run %s could not be made active at %s: %s", run_id, logger.tracking_uri,
+                        _first_line(err))  # fmt: skip
+            return
+        state["started"] = True
+        on_start()
+
+    logger.when_open(start)
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    finally:
+        state["open"] = False
+        if state["started"]:
+            try:
+                mlflow.end_run(status)
+            except Exception as err:
+                log.warning("MLflow run not ended at %s: %s", logger.tracking_uri, _first_line(err))
+
+
 def log_datasets(prepared_dir: str | Path, dataset: str) -> None:
     """The prepared training and validation data as the active run's dataset inputs, with digests."""
     try:
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
+
+        if mlflow.active_run() is None:  # the run is not open yet: log_input would create one
+            return
 
         for split, context in (("train", "training"), ("valid", "validation")):
             path = (Path(prepared_dir) / f"{split}.npz").resolve()
@@ -600,10 +650,16 @@ def log_translator(
     registered_name: str | None,
     alias: str | None,
     score: float | None,
+    numerics: Mapping[str, Any] | None = None,
+    validation: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
 ) -> dict[str, Any]:
     """Log the exported model as an MLflow Model into the active run, register it under
-    ``registered_name`` and move ``alias`` to it when its validation BLEU (``score``) is the best
-    of that name's versions. Returns what was done; a failing store costs a warning."""
+    ``registered_name`` (a version with ``description`` and ``tags``) and move ``alias`` to it when
+    its validation BLEU (``score``) is the best of that name's versions validated on the same set
+    (``validation``, :func:`validation_key`). ``numerics``: the run's, applied by the loaded model.
+    Returns what was done; a failing store costs a warning."""
     from s2s.tracking import mlflow_model
 
     try:
@@ -615,6 +671,7 @@ def log_translator(
             target_lang,
             max_src_pieces,
             registered_name or None,
+            numerics,
         )
     except Exception as err:
         log.warning("MLflow Model not logged: %s", _first_line(err))
@@ -624,33 +681,147 @@ def log_translator(
     if registered_name and version is not None:
         out.update(registered_model=registered_name, registered_version=str(version))
         try:
-            if alias and promote(registered_name, str(version), alias, score):
+            describe_version(registered_name, str(version), description, tags)
+            if alias and promote(registered_name, str(version), alias, score, key=validation):
                 out["alias"] = alias
         except Exception as err:
             log.warning("model version %s of %s not promoted: %s", version, registered_name, _first_line(err))
     return out
 
 
-def promote(name: str, version: str, alias: str, score: float | None) -> bool:
-    """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version scored
-    higher (an unvalidated model, e.g. averaged weights, is registered but never promoted)."""
+def describe_version(name: str, version: str, description: str | None, tags: Mapping[str, str] | None) -> None:
+    """A registered version says what it is: its description and tags (data, direction, preset...)."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
+    if description:
+        client.update_model_version(name, version, description=description)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def console_score(score: float) -> str:
+    """A score as the console prints it (``BLEU 31.51``): the registry's tags hold the same text."""
+    return f"{score:.2f}"
+
+
+def registry_lock_path(uri: str) -> Path | None:
+    """The file lock beside a SQLite store that makes a promotion atomic (None for other stores)."""
+    db = sqlite_path(uri)
+    return None if db is None else db.with_name(db.name + ".registry.lock")
+
+
+@contextmanager
+def registry_lock(uri: str | None) -> Iterator[None]:
+    """Hold the store's registry lock (a SQLite store; a server store relies on compare-and-set)."""
+    if uri is None:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    path = registry_lock_path(uri)
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def finite_score(value: Any) -> float | None:
+    """A tag's score as a float, or None where it is absent or not finite (NaN, inf)."""
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if math.isfinite(score) else None
+
+
+def _alias_holder(client: Any, name: str, alias: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:  # no version has the alias yet
+        return None
+
+
+def promote(
+    name: str, version: str, alias: str, score: float | None, uri: str | None = None, key: str | None = None
+) -> bool:
+    """Tag the version with its validation BLEU; point ``alias`` at it if no aliased version
+    validated on the same set (``key``, :func:`validation_key`) scored higher.
+
+    The score is tagged and compared as the console prints it (two decimals). Never promoted: an
+    unvalidated model (``score`` None, e.g. averaged weights), a non-finite score (NaN, inf), a
+    BLEU of 0 (every translation empty, as a diverged tiny run gives), a version whose validation
+    set is unknown (``key`` None) or differs from the champion's. Atomic: under a file lock beside a
+    SQLite store; for any store, the alias is read
+    again after it is moved (compare-and-set), and a better comparable version registered meanwhile
+    gets it back, so two trainings finishing together leave it on the better one."""
+    import mlflow
+
     if score is None:
         return False
-    client.set_model_version_tag(name, version, "val_bleu", repr(float(score)))  # exact: compared below
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-        best = float(current.tags.get("val_bleu", "-inf"))
-    except MlflowException:  # no version has the alias yet
-        best = float("-inf")
-    if score < best:
-        log.info("%s version %s (val BLEU %.2f) stays below %s@%s (%.2f)", name, version, score, name, alias, best)
+    if finite_score(score) is None:
+        log.warning("%s version %s: validation BLEU %s is not finite; not promoted to @%s", name, version, score, alias)
         return False
-    client.set_registered_model_alias(name, alias, version)
-    return True
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.set_model_version_tag(name, version, SCORE_TAG, console_score(score))
+    score = float(console_score(score))  # compared as shown: equal to two decimals, the newer wins
+    if score <= 0:
+        log.warning(
+            "%s version %s: validation BLEU %s (empty or useless translations); not promoted to @%s",
+            name, version, console_score(score), alias,
+        )  # fmt: skip
+        return False
+    if key is None:
+        log.warning("%s version %s: its validation set is unknown; not promoted to @%s", name, version, alias)
+        return False
+    client.set_model_version_tag(name, version, VALIDATION_KEY_TAG, key)
+    with registry_lock(uri):
+        for _attempt in range(5):
+            current = _alias_holder(client, name, alias)
+            if current is not None and str(current.version) == str(version):
+                return True
+            best = finite_score(current.tags.get(SCORE_TAG)) if current is not None else None
+            if current is not None and best is not None:
+                theirs = current.tags.get(VALIDATION_KEY_TAG)
+                if theirs is not None and theirs != key:
+                    log.warning(
+                        "%s version %s was validated on another set than %s@%s (version %s): not promoted; "
+                        "its BLEU cannot be compared (register it under another logger.registered_model_name)",
+                        name, version, name, alias, current.version,
+                    )  # fmt: skip
+                    return False
+                if score < best:
+                    log.info("%s version %s (val BLEU %.2f) stays below %s@%s (%.2f)", name, version, score, name,
+                             alias, best)  # fmt: skip
+                    return False
+            client.set_registered_model_alias(name, alias, version)
+            # compare-and-set: a promotion that wrote in between (a server store has no lock) is
+            # decided again, against every comparable version registered since the old champion
+            since = int(current.version) if current is not None else 0
+            rival = _best_comparable(client, name, key, since)
+            if rival is not None and str(rival[1]) != str(version) and rival[0] > score:
+                version, score = str(rival[1]), rival[0]
+                continue
+            holder = _alias_holder(client, name, alias)
+            if holder is not None and str(holder.version) == str(version):
+                return True
+        return False
+
+
+def _best_comparable(client: Any, name: str, key: str, since: int) -> tuple[float, int] | None:
+    """(score, version) of the best version after ``since`` validated on the set ``key``."""
+    found = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        score = finite_score(mv.tags.get(SCORE_TAG))
+        if int(mv.version) > since and score is not None and mv.tags.get(VALIDATION_KEY_TAG) == key:
+            found.append((score, int(mv.version)))
+    return max(found) if found else None
 
 
 def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) -> Path:
@@ -705,3 +876,21 @@ def end_sweep_job(uri: str, parent_run_id: str, ok: bool) -> None:
         MlflowClient(tracking_uri=uri).set_terminated(parent_run_id, "FINISHED" if ok else "FAILED")
     except Exception as err:
         log.warning("sweep run %s not updated at %s: %s", parent_run_id, uri, _first_line(err))
+
+
+
+def validation_key(valid_tsv: str | Path, scoring: Mapping[str, Any]) -> str:
+    """What makes two validation BLEUs comparable, as a sha256: the validation set (``valid.tsv``:
+    every sentence with its languages, so the direction too) and how it is scored (``scoring``:
+    the part validated, the output length limits; greedy decoding and sacreBLEU, whose version is included)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        sacrebleu = version("sacrebleu")
+    except PackageNotFoundError:
+        sacrebleu = None
+    what = {
+        "valid_tsv_sha256": sha256_file(valid_tsv),
+        "scoring": {"search": "greedy", "metric": "bleu", "sacrebleu": sacrebleu, **dict(scoring)},
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()

@@ -7,6 +7,7 @@ was exported: averaged weights were never validated, so their ``val_bleu`` is nu
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ def export(
     trained = spm_sha256 or current
     _check_vocabulary("the trained model", trained, current)
     state, source, val_bleu = choose_weights(cfg, best, task, fp, trained)
+    wait_for_run = getattr(logger, "wait_for_run", None)
+    if wait_for_run is not None and not wait_for_run(6 * logger.timeout_s):  # a busy store's last chance
+        logger = None
     meta = {
         "source": source,
         "val_bleu": val_bleu,
@@ -117,16 +121,28 @@ def export(
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         logger.log_artifacts([(resolved, None)])
         if cfg.logger.get("log_model", True):
-            run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
+            import mlflow
+
+            # a run opened late (a busy store) is not active yet: log_model would create another run
+            late = mlflow.active_run() is None
+            with tracking.active_run(uri, run_id, False) if late else contextlib.nullcontext():
+                run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
     return run_info
 
 
 def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) -> dict[str, Any]:
     """The exported model as an MLflow Model in the run (``runs:/<id>/model``), registered under
-    ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version."""
+    ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version
+    validated on the same set (:func:`s2s.tracking.mlflow_store.validation_key`); the version
+    described and tagged with its data, direction, preset, validation set and score."""
     translate_cfg = Path(__file__).resolve().parents[3] / "conf" / "translate.yaml"
     max_src_pieces = OmegaConf.load(translate_cfg).translate.max_src_pieces if translate_cfg.is_file() else None
     reverse = cfg.preprocess.get("reverse", False)
+    valid = Path(cfg.paths.prepared_dir) / "valid.tsv"
+    key = tags = description = None
+    if valid.is_file():
+        key = tracking.validation_key(valid, validation_scoring(cfg))
+        tags, description = version_description(cfg, valid, key, val_bleu)
     return tracking.log_translator(
         model_file,
         Path(cfg.paths.prepared_dir) / "spm.model",
@@ -136,4 +152,53 @@ def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) 
         cfg.logger.get("registered_model_name"),
         cfg.logger.get("registered_model_alias"),
         val_bleu,
+        numerics=OmegaConf.to_container(cfg.numerics, resolve=True) if "numerics" in cfg else None,
+        validation=key,
+        tags=tags,
+        description=description,
     )
+
+
+def validation_scoring(cfg: DictConfig) -> dict[str, Any]:
+    """How validation scores, besides its sentences: the part validated and the output limits."""
+    return {
+        "limit_val_batches": cfg.trainer.get("limit_val_batches", 1.0),
+        "val_max_len_a": cfg.train.val_max_len_a,
+        "val_max_len_b": cfg.train.val_max_len_b,
+    }
+
+
+def preset_name() -> str:
+    """The preset this run was composed with (Hydra's choice), ``unknown`` outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().runtime.choices.get("preset", "unknown"))
+    except Exception:  # not under @hydra.main (a test calling export directly)
+        return "unknown"
+
+
+def version_description(
+    cfg: DictConfig, valid: Path, key: str, val_bleu: float | None
+) -> tuple[dict[str, str], str]:
+    """A registered version's tags and description: what it translates, on what data, how it scored."""
+    with open(valid, encoding="utf-8") as fh:
+        sentences = max(sum(1 for _ in fh) - 1, 0)  # a header line
+    src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
+    direction = f"{src}<->{tgt}" if cfg.preprocess.get("reverse", False) else f"{src}->{tgt}"
+    preset = preset_name()
+    score = tracking.console_score(val_bleu) if val_bleu is not None else "none (not validated)"
+    tags = {
+        "data": str(cfg.data.name),
+        "direction": direction,
+        "preset": preset,
+        "model": str(cfg.model.name),
+        "validation_sentences": str(sentences),
+        "validation_digest": sha256_file(valid)[:16],
+        tracking.VALIDATION_KEY_TAG: key,
+    }
+    description = (
+        f"{cfg.model.name} translating {direction} ({cfg.data.name}, preset {preset}); validation BLEU "
+        f"{score} on {sentences} sentences (valid.tsv sha256 {tags['validation_digest']}, greedy)"
+    )
+    return tags, description

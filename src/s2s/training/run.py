@@ -238,13 +238,14 @@ def _fit_and_export(
     trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
     active = contextlib.nullcontext()
     if trainer.is_global_zero and logger:
-        write_json_atomic(run_file, {"run_id": logger.run_id})
+        # now, or when a busy store answers (the run is then opened late, not given up)
+        logger.when_open(lambda run_id: write_json_atomic(run_file, {"run_id": run_id}))
         # the composed config once, flattened with dots (the task's own hparams are not logged)
         logger.log_hyperparams({**tracking.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
-        active = tracking.active_run(logger.tracking_uri, logger.run_id, cfg.logger.get("log_system_metrics"))
+        # system metrics and dataset inputs: now, or once a busy store opens the run
+        datasets = lambda: tracking.log_datasets(paths.prepared_dir, cfg.data.name)  # noqa: E731
+        active = tracking.active_run_when_open(logger, cfg.logger.get("log_system_metrics"), datasets)
     with active:
-        if trainer.is_global_zero and logger:
-            tracking.log_datasets(paths.prepared_dir, cfg.data.name)
         try:
             trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)
         except SIGTERMException as err:  # Lightning's own stop during validation; saved in on_exception
