@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from s2s.inference.compile_modes import compile_mode
+from s2s.common.compile_modes import compile_mode
 
 
 def compile_decoder_step(model: torch.nn.Module, setting: Any, key: str = "compile") -> bool:
