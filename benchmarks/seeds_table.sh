@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The README's seeds-and-significance table: each model trained with each seed on the prepared
+# The seeds-and-significance table of docs/benchmarks.md: each model trained with each seed on the prepared
 # data (train + evaluate, beam 5), then one `src/compare.py` report over all of them.
 #
 #   bash benchmarks/seeds_table.sh OUT_DIR [HYDRA_OVERRIDE ...]
-#   e.g. bash benchmarks/seeds_table.sh /tmp/seeds trainer.max_epochs=1     (the README's table)
+#   e.g. bash benchmarks/seeds_table.sh /tmp/seeds trainer.max_epochs=1     (the table of docs/benchmarks.md)
 #
 # MODELS (default "bilstm_attn lstm_noattn bigru_attn"; the first is the baseline), SEEDS
 # (default "1 2 3") and JOBS (runs side by side, default 2, one thread each: two 2-thread torch

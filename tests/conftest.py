@@ -5,6 +5,10 @@ Layout (``tests/``, the rootdir's ``testpaths``):
 - ``unit/<subpackage>/test_<module>.py``: the tests of one module of ``src/s2s`` (``unit/inference/
   test_search.py`` tests ``s2s/inference/search.py``); a costly or pinned part of them may sit
   beside as ``test_<module>_<kind>.py`` (``test_search_recorded.py``). In process, seconds each.
+- ``unit/test_import_direction.py``: a rule about the whole package (``s2s.common`` imports nothing
+  above it).
+- ``unit/docs/``: the pages (README.md, docs/): links resolve, named files and ``make`` targets exist,
+  quoted figures equal the committed result files. Instant, no torch work.
 - ``e2e/``: tests that run the stage scripts, the pipeline (``dvc repro``, ``dvc exp``) or another
   command as a subprocess; named after what they check. Most need the corpus mirror (``S2S_MIRROR``).
 - ``helpers/``: modules the tests share (``from helpers.tiny_lightning import make_task``) and the

@@ -228,11 +228,11 @@ def test_queued_experiments_land_in_the_project_store(project: Path) -> None:
     assert not list((project / ".dvc/tmp").rglob("mlflow.db"))
 
 
-def test_own_corpus_as_the_readme_writes_it(project: Path, tmp_path: Path) -> None:
-    """README's "Train on your own corpus", as written: its YAML (only the corpus path changed) and
+def test_own_corpus_as_the_docs_write_it(project: Path, tmp_path: Path) -> None:
+    """docs/data.md's "Train on your own corpus", as written: its YAML (only the corpus path changed) and
     `dvc exp run -S data=my_corpus` give BLEU on the held-out split.  A dataset file without the
     optional keys (test_sets, max_*_pairs) once failed in the evaluate stage's params."""
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split("### Train on your own corpus", 1)[1]
+    section = (ROOT / "docs/data.md").read_text(encoding="utf-8").split("## Train on your own corpus", 1)[1]
     yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert "/home/me/corpus.tsv.gz" in yaml_text, yaml_text
     pairs = [f"{e}\t{d}\n" for e, d in mirror_pairs(3000)]

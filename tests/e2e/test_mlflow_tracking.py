@@ -165,8 +165,9 @@ def test_multirun_is_one_parent_run_with_a_named_child_per_job(tiny_data: Path, 
         assert child.data.params["optim.lr"] == lr
     # each job kept its own model
     assert len(list(sweep.glob("*/models/model.pt"))) == 2
-    # the README's command that evaluates a sweep's models, each with its job's own config
-    command = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("for job in"))
+    # docs/tracking.md's command that evaluates a sweep's models, each with its job's own config
+    page = (ROOT / "docs/tracking.md").read_text(encoding="utf-8")
+    command = next(line for line in page.splitlines() if line.startswith("for job in"))
     env = {**os.environ, "SWEEP": str(sweep)}
     env.pop("HYDRA_FULL_ERROR", None)
     result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -22,9 +22,9 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from s2s.common.compile_modes import MODES as COMPILE_MODES
+from s2s.common.compile_modes import compile_mode
 from s2s.common.io import InputError
-from s2s.inference.compile_modes import MODES as COMPILE_MODES
-from s2s.inference.compile_modes import compile_mode
 
 __all__ = ["RULES", "CROSS_RULES", "STAGES", "Rule", "validate", "check_config"]
 
@@ -141,7 +141,7 @@ def _betas(v: Any) -> bool:
 
 
 def _compile(v: Any) -> bool:
-    try:  # the one vocabulary is s2s.inference.compile_modes'
+    try:  # the one vocabulary is s2s.common.compile_modes'
         compile_mode(v)
     except InputError:
         return False

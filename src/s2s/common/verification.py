@@ -365,7 +365,7 @@ def _verify_one(path: Path, *, keep: Path | None, other_cpu_fails: bool) -> int:
 
 
 def identical_where(records: Path = RECORDS) -> str:
-    """The README's "identical where" table, from the committed records only (markdown)."""
+    """The "identical where" table of docs/reproducibility.md, from the committed records only (markdown)."""
     rows = [
         "| candidate | CPU (record) | tiny pipeline | ops that change with the thread count |",
         "| --- | --- | --- | --- |",

@@ -8,7 +8,7 @@ so parameter names, ``state_dict`` and checkpoints are exactly those of the eage
 Shapes are marked dynamic: search drops finished sentences and batches differ in length, and a
 shape-specialised graph would recompile for each.
 
-Off by default.  Measured on this 2-core CPU (README, "Speed options"): decoding gains 1.08x in
+Off by default.  Measured on this 2-core CPU (docs/benchmarks.md, "Speed options"): decoding gains 1.08x in
 float32 (identical outputs) and 1.16-1.38x under bf16 autocast, after 7-13 s of compiling per
 process, which a one-line ``translate`` never earns back; training gains nothing (0.99x).  On a
 GPU, where a step is many small kernel launches, ``reduce-overhead`` (CUDA graphs) is the mode to
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from s2s.inference.compile_modes import compile_mode
+from s2s.common.compile_modes import compile_mode
 
 
 def compile_decoder_step(model: torch.nn.Module, setting: Any, key: str = "compile") -> bool:

@@ -7,7 +7,7 @@ Memory stays flat as the training corpus grows: the training pairs are streamed 
 ``input_sentence_size`` / ``shuffle_input_sentence``), and the encoded ids go to flat files on disk
 that become ``train.npz``.  Only the validation and test sets, which are small, are held in memory.
 
-Design choices (see README "Augmentation"):
+Design choices (see docs/data.md, "Augmentation"):
 - Reversed pairs: the training set becomes en->de plus de->en, each source starting with the tag
   of the language to produce (``<2de>``, ``<2en>``); the tags are SentencePiece user symbols.
 - Noise is *static*: the stage writes ``noise.copies`` noisy copies of the training pairs (source

@@ -1,7 +1,8 @@
 """The ``train.compile`` / ``decode.compile`` vocabulary, without torch.
 
-Apart from :mod:`s2s.inference.compilation` so that the option table (:mod:`s2s.common.options`),
-which every stage loads, can check the setting without importing torch.
+In ``common`` (not beside :mod:`s2s.inference.compilation`, which applies it with torch) so that
+the option table (:mod:`s2s.common.options`), which every stage loads, checks the setting without
+importing torch or anything above ``common``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""s2s.inference.compile_modes: what ``train.compile`` / ``decode.compile`` settings mean, and a bad one named."""
+"""s2s.common.compile_modes: what ``train.compile`` / ``decode.compile`` settings mean, and a bad one named."""
 
 from __future__ import annotations
 
 import pytest
 
+from s2s.common.compile_modes import compile_mode
 from s2s.common.io import InputError
 from s2s.common.options import check_config
-from s2s.inference.compile_modes import compile_mode
 
 from conftest import compose_config
 
