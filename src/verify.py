@@ -4,7 +4,7 @@
                                       # matched / differs: FILE (and the first differing op) / not yet recorded
     python src/verify.py --write      # record this CPU's side: each candidate's reference and the op battery
     python src/verify.py --ci         # CI: a difference fails only on a reference's own CPU model
-    python src/verify.py --candidate portable-avx2    # one candidate only
+    python src/verify.py --candidate portable-avx2    # one candidate only (with --write: record it alone)
     python src/verify.py --table      # the "identical where" table, from the committed records only
     python src/verify.py --reference FILE             # one reference file, with its own overrides
 

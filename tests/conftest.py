@@ -57,12 +57,16 @@ def compose_config(overrides: list[str] | None = None):
 
 
 def small_model_config(name: str, emb: int = 16, enc: int = 16, dec: int = 32, dropout: float = 0.0) -> dict:
+    """``conf/model/<name>.yaml`` shrunk: embedding and hidden sizes as given, every dropout set to
+    ``dropout``; a Transformer also gets 2 layers, 2 heads and a feed-forward twice its width."""
     cfg = OmegaConf.to_container(compose_config([f"model={name}"]).model, resolve=True)
     cfg["emb_size"] = emb
     cfg["encoder"]["hidden_size"] = enc
     cfg["decoder"]["hidden_size"] = dec
     for part in ("encoder", "decoder"):
-        for key in ("dropout", "emb_dropout", "hidden_dropout"):
+        if "ff_size" in cfg[part]:
+            cfg[part].update(num_layers=2, num_heads=2, ff_size=2 * cfg[part]["hidden_size"])
+        for key in ("dropout", "emb_dropout", "hidden_dropout", "attention_dropout"):
             if key in cfg[part]:
                 cfg[part][key] = dropout
     return cfg

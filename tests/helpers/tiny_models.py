@@ -32,7 +32,8 @@ def make_model(name: str, vocab: int = VOCAB, seed: int = 0, eos_bias: float = 1
     which exercises finishing, early stopping and removing done sentences from the batch.
     """
     torch.manual_seed(seed)
-    model = build_model({**dict(_config(name)), "init_scale": 0.6}, vocab_size=vocab)
+    # every model drawn uniform(-0.6, 0.6), norms too (a Transformer trains from its own init): peaked, varied outputs
+    model = build_model({**dict(_config(name)), "init": "uniform", "init_scale": 0.6}, vocab_size=vocab)
     old = model.decoder.output_layer
     layer = nn.Linear(old.in_features, old.out_features, bias=True)
     with torch.no_grad():

@@ -193,6 +193,7 @@ RULES: dict[str, Rule] = {
     "model.share_embeddings": Bool(),
     "model.tie_output": Bool(),
     "model.init_scale": Float(0.0, 1.0, low_open=True),  # uniform(-s, s); 1 already saturates the gates
+    "model.init": Choice("uniform", "xavier"),  # absent: uniform (the RNNs); xavier: the Transformer's
     "model.encoder.rnn_type": Choice("lstm", "gru"),
     "model.encoder.hidden_size": Int(1),
     "model.encoder.num_layers": Int(1),
@@ -207,6 +208,14 @@ RULES: dict[str, Rule] = {
     "model.decoder.hidden_dropout": DROPOUT,
     "model.decoder.input_feeding": Bool(),
     "model.decoder.bridge": Bool(),
+    # the Transformer's keys (model=transformer)
+    "model.encoder.num_heads": Int(1),
+    "model.encoder.ff_size": Int(1),
+    "model.encoder.attention_dropout": DROPOUT,
+    "model.encoder.hidden_dropout": DROPOUT,
+    "model.decoder.num_heads": Int(1),
+    "model.decoder.ff_size": Int(1),
+    "model.decoder.attention_dropout": DROPOUT,
     # optim
     "optim.name": Choice("adam", "adamw"),
     "optim.lr": Float(0.0, low_open=True),
@@ -345,6 +354,8 @@ def _cross_stacked_dropout(get: Callable[[str], Any]) -> tuple[str, str] | None:
         layers, dropout = get(f"model.{part}.num_layers"), get(f"model.{part}.dropout")
         if not (_is_int(layers) and isinstance(dropout, int | float) and dropout > 0):
             continue
+        if get(f"model.{part}.rnn_type") is None:
+            continue  # a Transformer: its layers use the project's dropout only
         target = str(get(f"model.{part}._target_") or "")
         # the encoder is one stacked module; the fused decoder stacks its layers 2..L in one module
         stacked = layers if part == "encoder" else layers - 1 if target.endswith("FusedRNNDecoder") else 0
@@ -354,6 +365,18 @@ def _cross_stacked_dropout(get: Callable[[str], Any]) -> tuple[str, str] | None:
                 f"={layers} with model.{part}.dropout={_show(dropout)}: a stacked nn.LSTM/nn.GRU draws its "
                 "inter-layer dropout masks the CPU vendor's way, which portable numerics cannot pin; set "
                 f"model.{part}.dropout=0, fewer layers, or numerics=fast (reproducible on this CPU model only)",
+            )
+    return None
+
+
+def _cross_heads(get: Callable[[str], Any]) -> tuple[str, str] | None:
+    """A Transformer's width splits into equal heads."""
+    for part in ("encoder", "decoder"):
+        size, heads = get(f"model.{part}.hidden_size"), get(f"model.{part}.num_heads")
+        if _is_int(size) and _is_int(heads) and size % heads:
+            return (
+                f"model.{part}.num_heads",
+                f"={heads}: model.{part}.hidden_size={size} must be a multiple of it (equal heads)",
             )
     return None
 
@@ -404,6 +427,7 @@ CROSS_RULES: list[tuple[tuple[str, ...], Callable[[Callable[[str], Any]], tuple[
     (("evaluate",), _cross_eval_split),
     (("numerics",), _cross_portable),
     (("model",), _cross_stacked_dropout),
+    (("model",), _cross_heads),
 ]
 
 _ABSENT = object()

@@ -44,6 +44,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "overrides": ("numerics.mkl_branch=COMPATIBLE", "numerics.threads=1"),
         "branch": "COMPATIBLE",
     },
+    # the default numerics with a tiny Transformer (model=transformer at the tiny preset's widths,
+    # 2+2 layers, feed-forward 2x the width) for 1 of the tiny preset's 20 epochs: its attention,
+    # layer norms, positions and cached beam search under the same guarantee, at a few minutes' cost
+    "portable-avx2-transformer": {
+        "overrides": (
+            "model=transformer",
+            "model.encoder.num_layers=2",
+            "model.decoder.num_layers=2",
+            "model.encoder.ff_size=64",
+            "model.decoder.ff_size=128",
+            "trainer.max_epochs=1",
+        ),
+        "branch": "AVX2",
+    },
 }
 
 # the vendors a candidate must be recorded on before its "identical where" claim covers x86
@@ -220,7 +234,8 @@ def package_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 def battery_settings(threads: int | None = None) -> list[tuple[str, str, int]]:
     """(key, branch, threads) of every setting the battery measures: each candidate at 1 and N threads."""
     many = threads or max(2, os.cpu_count() or 1)
-    return [(f"{c['branch']}/{t}", c["branch"], t) for c in CANDIDATES.values() for t in (1, many)]
+    branches = dict.fromkeys(c["branch"] for c in CANDIDATES.values())  # each branch once, in order
+    return [(f"{branch}/{t}", branch, t) for branch in branches for t in (1, many)]
 
 
 def run_battery(branch: str, threads: int) -> dict[str, str]:
@@ -280,7 +295,8 @@ def verify(
     """Rerun the tiny pipeline per candidate; print ``matched`` / ``differs: FILE`` / ``not yet recorded``; 0 or 1.
 
     ``reference_path``: check against that one reference only (its own overrides). ``write``
-    records this machine's side instead (every candidate's tiny pipeline and the op battery).
+    records this machine's side instead (every candidate's tiny pipeline and the op battery; with
+    ``candidates``, only theirs, and the battery only where this CPU has none yet).
     ``other_cpu_fails=False`` (CI): a difference on a reference's own CPU model is a code change
     that altered results and fails; on another CPU it is printed as a finding and returns 0.
     """
@@ -329,12 +345,15 @@ def verify(
             if vendor not in recorded_vendors:
                 print(f"{name}: not yet recorded on {label} ({vendor})")
     if write:
-        settings = {key: run_battery(branch, t) for key, branch, t in battery_settings()}
         path = battery_path(machine, records)
+        if candidates and path.is_file():
+            print(f"op battery: kept {path.relative_to(records.parent)} (--write without --candidate rewrites it)")
+            return 0
+        settings = {key: run_battery(branch, t) for key, branch, t in battery_settings()}
         write_json_atomic(path, {"machine": machine, "settings": settings})
-        for candidate in CANDIDATES.values():
-            culprits = thread_culprits(settings, candidate["branch"])
-            print(f"op battery, {candidate['branch']}: ops that change with the thread count: {culprits or 'none'}")
+        for branch in dict.fromkeys(c["branch"] for c in CANDIDATES.values()):
+            culprits = thread_culprits(settings, branch)
+            print(f"op battery, {branch}: ops that change with the thread count: {culprits or 'none'}")
         print(f"wrote {path.relative_to(records.parent)}")
     return 1 if failed else 0
 

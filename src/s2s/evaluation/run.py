@@ -208,7 +208,7 @@ def publish(ev: Evaluation, reports: Path) -> None:
                 write_translations(tmp / "translations" / f"{name}.tsv", records, ev.hypotheses[name])
             write_json_atomic(tmp / "robustness.json", {"robustness": ev.curve})
             (tmp / "attention").mkdir()  # exists (empty) for a model without attention: DVC wants every output
-            if ev.cfg.evaluate.heatmaps and ev.model.decoder.attention is not None:
+            if ev.cfg.evaluate.heatmaps and ev.model.decoder.has_attention:
                 draw_heatmaps(ev, tmp / "attention")
             write_json_atomic(summary, ev.metrics)
             (reports / "metrics.json").unlink(missing_ok=True)

@@ -30,7 +30,7 @@ def build_model(model_cfg: Mapping[str, Any], vocab_size: int) -> Seq2Seq:
     )
     encoder = instantiate(cfg["encoder"], embedding=src_embed)
     dec_cfg = cfg["decoder"]
-    attention = None
+    attention = None  # the RNN decoders' attention; a Transformer's layers hold their own
     if (cfg.get("attention") or {}).get("_target_"):
         attention = instantiate(
             cfg["attention"], query_size=dec_cfg["hidden_size"], memory_size=encoder.output_size
@@ -43,7 +43,13 @@ def build_model(model_cfg: Mapping[str, Any], vocab_size: int) -> Seq2Seq:
         tie_output=cfg.get("tie_output", False),
     )
     model = Seq2Seq(encoder, decoder, pad_id=PAD_ID)
-    init_weights(model, cfg.get("init_scale", 0.1))
+    init = cfg.get("init", "uniform")
+    if init == "uniform":
+        init_weights(model, cfg.get("init_scale", 0.1))
+    elif init == "xavier":
+        init_xavier(model)
+    else:
+        raise ValueError(f"model.init={init!r}: expected 'uniform' or 'xavier'")
     return model
 
 
@@ -55,6 +61,30 @@ def init_weights(model: nn.Module, scale: float) -> None:
         else:
             nn.init.uniform_(param, -scale, scale)
     for module in model.modules():
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            module.weight.data[module.padding_idx].zero_()
+
+
+def init_xavier(model: nn.Module) -> None:
+    """The Transformer's init: Glorot-uniform matrices, zero biases, unit layer norms, and embeddings
+    drawn from N(0, 1/E) (scaled by sqrt(E) at the input, so of unit variance there); zero padding.
+
+    Each parameter is drawn once, by the first module that holds it, in module order: a tied output
+    layer keeps the embedding's draw.
+    """
+    done: set[int] = set()
+    for module in model.modules():
+        params = [p for p in module.parameters(recurse=False) if id(p) not in done]
+        done.update(id(p) for p in params)
+        for param in params:
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(param, 0.0, module.embedding_dim**-0.5)
+            elif isinstance(module, nn.LayerNorm) and param is module.weight:
+                nn.init.ones_(param)
+            elif param.dim() >= 2:
+                nn.init.xavier_uniform_(param)
+            else:
+                nn.init.zeros_(param)
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:
             module.weight.data[module.padding_idx].zero_()
 

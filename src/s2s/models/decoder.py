@@ -125,6 +125,11 @@ class RecurrentDecoder(nn.Module):
         self.bridge = nn.Linear(encoder_size, self.hidden_size) if bridge else None
         self.pre_output, self.output_layer = output_layers(self.embedding, self.hidden_size, tie_output)
 
+    @property
+    def has_attention(self) -> bool:
+        """Search can return source attention weights (not without attention)."""
+        return self.attention is not None
+
     def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
         """Every layer starts from the bridged encoder state (or zeros); no attentional vector yet."""
         batch = memory.size(0)

@@ -36,7 +36,7 @@ def test_rules_cover_options_that_exist() -> None:
     from omegaconf import OmegaConf
 
     keys = set()
-    for name, extra in (("config", ["optim=adam_plateau"]), ("translate", [])):
+    for name, extra in (("config", ["optim=adam_plateau"]), ("config", ["model=transformer"]), ("translate", [])):
         cfg = OmegaConf.to_container(compose_named(name, extra), resolve=False)
 
         def walk(node, prefix=""):

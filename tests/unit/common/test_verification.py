@@ -138,3 +138,27 @@ def test_sigterm_to_verify_stops_its_stage_and_removes_the_scratch_folder(tmp_pa
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     assert not pid_alive(stage), "the stage outlived verify"
     assert not Path(scratch_file.read_text()).exists(), "the scratch folder was left behind"
+
+
+def test_writing_one_candidate_records_it_alone_and_keeps_the_battery(tmp_path: Path, monkeypatch) -> None:
+    import s2s.common.verification as verification
+
+    machine = verification.this_machine()
+    battery = battery_path(machine, tmp_path)
+    battery.write_text('{"kept": true}')
+    runs: list[tuple] = []
+    monkeypatch.setattr(verification, "run_tiny_pipeline", lambda base, overrides: runs.append(overrides) or {})
+    monkeypatch.setattr(verification, "run_battery", lambda *a: pytest.fail("the battery was rerun"))
+    name = "portable-avx2-transformer"
+    assert verification.verify(write=True, candidates=[name], records=tmp_path) == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted([battery.name, f"tiny-{name}.{cpu_slug(machine)}.json"])
+    assert battery.read_text() == '{"kept": true}'
+    assert runs == [["preset=tiny", "logger=none", *CANDIDATES[name]["overrides"]]]
+
+
+def test_the_battery_measures_each_branch_once() -> None:
+    from s2s.common.verification import battery_settings
+
+    keys = [key for key, _, _ in battery_settings(2)]
+    assert keys == ["AVX2/1", "AVX2/2", "COMPATIBLE/1", "COMPATIBLE/2"]

@@ -28,14 +28,16 @@ SEED = 1234
 
 def variants() -> dict[str, dict]:
     """Each conf/model config as composed, plus a small variant with the options that add or drop
-    modules (2 decoder layers, tied output with a pre-output projection, no bridge)."""
+    modules (2 decoder layers, tied output with a pre-output projection, no bridge where there is one)."""
     from omegaconf import OmegaConf
 
     out = {}
     for name in MODEL_CONFIGS:
         out[name] = OmegaConf.to_container(compose_config([f"model={name}"]).model, resolve=True)
         small = small_model_config(name, emb=8, enc=8, dec=12)
-        small["decoder"].update(num_layers=2, bridge=False)
+        small["decoder"]["num_layers"] = 2
+        if "bridge" in small["decoder"]:  # the RNN decoders' (a Transformer has none)
+            small["decoder"]["bridge"] = False
         small["tie_output"] = True
         out[f"{name}/2layers_tied_nobridge"] = small
     return out

@@ -29,7 +29,8 @@ def test_model_learns_reverse_task(name: str) -> None:
     test = collate(reverse_task(200, seed=2))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(3)
-    steps = 1000 if "noattn" in name else 500
+    # the Transformer, at a constant rate without warmup, reached 93.5% after 500 steps (AMD EPYC)
+    steps = 1000 if "noattn" in name or name == "transformer" else 500
     model.train()
     for _step in range(steps):
         idx = torch.randint(0, len(train), (64,), generator=g).tolist()
