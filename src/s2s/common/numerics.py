@@ -63,6 +63,11 @@ PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", *CUBLAS_D
 MKL_BRANCHES = ("AVX2", "COMPATIBLE")
 MKL_CBWR_VALUES = {"AVX2": "AVX2,STRICT", "COMPATIBLE": "COMPATIBLE"}
 DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
+# the most intra-op threads portable mode uses: 1 and 2 threads give the same bits on the AVX2
+# branch (the default model, the tiny pipeline, the op battery), 4 and 8 do not (the op battery:
+# the BiLSTM's forward and gradients change; reproducibility/ops.*.json). numerics.threads=null
+# means min(every core, this); more is refused in portable mode.
+PORTABLE_MAX_THREADS = 2
 
 # the numerics this process applied first: (mode, threads, mkl_branch). The libraries read their
 # kernel choices once, so a process cannot switch; a Hydra sweep (-m) runs its jobs in one process
@@ -110,6 +115,13 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
             raise InputError(
                 f"numerics.mode=portable: ATen runs the {used} kernels, not AVX2 "
                 "(the CPU lacks AVX2, or a tensor operation ran before the numerics were applied)"
+            )
+    if mode == "portable":
+        threads = min(torch.get_num_threads(), PORTABLE_MAX_THREADS) if threads is None else threads
+        if int(threads) > PORTABLE_MAX_THREADS:
+            raise InputError(
+                f"numerics.threads={threads}: portable numerics give the same bits at 1 to {PORTABLE_MAX_THREADS} "
+                "threads only (more change the LSTM kernels' results); use numerics.threads=null, or numerics=fast"
             )
     if mode in ("portable", "gpu"):
         for key, value in CUBLAS_DETERMINISTIC.items():
@@ -256,10 +268,13 @@ def _version_line(text: str, marker: str) -> str | None:
 _LIGHTNING_AUTOCAST = {"bf16-mixed": "bfloat16", "16-mixed": "float16", "bf16": "bfloat16", "16": "float16"}
 
 
-def stage_provenance(cfg: Mapping[str, Any], stage: str, device: Any = None) -> dict[str, Any]:
+def stage_provenance(
+    cfg: Mapping[str, Any], stage: str, device: Any = None, autocast: str | None = None
+) -> dict[str, Any]:
     """:func:`provenance` of a ``train`` or ``evaluate`` stage: what its composed config asked,
     resolved to what runs. ``device``: the device training runs on (Lightning's root device); the
-    evaluate stage resolves ``decode.device`` and ``decode.precision`` itself, as it decodes."""
+    evaluate stage passes the device it decodes on and its autocast dtype (``autocast``: ``bfloat16``,
+    None for float32), resolved from ``decode.device`` and ``decode.precision``."""
     numerics = cfg.get("numerics") or {}
     mode = str(numerics.get("mode", "portable"))
     if stage == "train":
@@ -267,16 +282,10 @@ def stage_provenance(cfg: Mapping[str, Any], stage: str, device: Any = None) -> 
         ran = str(device) if device is not None else setting
         dtype = _LIGHTNING_AUTOCAST.get(precision.lower()) if not precision.startswith("32") else None
         return provenance(mode, precision, ran, setting, dtype or "float32")
-    from s2s.inference.device import autocast_dtype, resolve_device
-
+    # evaluate: the caller resolves decode.device and decode.precision (s2s.inference.device, a layer
+    # above this module) and passes what decodes: the device and the autocast dtype's name
     precision, setting = str(cfg["decode"].get("precision", "auto")), str(cfg["decode"].get("device", "auto"))
-    resolved = resolve_device(setting) if device is None else device
-    if getattr(resolved, "type", None) == "cuda" and resolved.index is None:
-        import torch
-
-        resolved = torch.device("cuda", torch.cuda.current_device())
-    dtype = autocast_dtype(resolved, precision)
-    return provenance(mode, precision, str(resolved), setting, str(dtype).removeprefix("torch.") if dtype else None)
+    return provenance(mode, precision, str(device if device is not None else setting), setting, autocast)
 
 
 def provenance_tags(prov: Mapping[str, Any]) -> dict[str, str]:

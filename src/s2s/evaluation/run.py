@@ -160,7 +160,7 @@ def decode_and_score(ev: Evaluation) -> None:
         ev.primary_ids = ev.primary_ids or src_ids
     decode = f"{cfg.decode.name} (beam {ev.opts.beam_size})"
     ev.metrics, ev.numbers, ev.report = split_scores(ev.scores, ev.primary, ev.forward, decode)
-    ev.report["provenance"] = stage_provenance(cfg, "evaluate")  # in report.json, not metrics.json: it names this CPU
+    ev.report["provenance"] = _provenance(cfg)  # in report.json, not metrics.json: it names this CPU
     # how the weights were made, beside how they were decoded (compare warns on either): the
     # training's provenance from its run link (absent for a model pulled without it)
     trained = tracking.read_run_link(Path(cfg.paths.reports_dir) / "train_run.json").get("provenance")
@@ -249,3 +249,16 @@ def log_summary(ev: Evaluation) -> None:
                 "%s %s: BLEU %.2f chrF %.2f%s (%d references)", name, d, s["bleu"], s["chrf"], tok, s["references"]
             )
     log.info("signature %s", ev.report["bleu_signature"])
+
+
+def _provenance(cfg: DictConfig) -> dict[str, Any]:
+    """The evaluate stage's provenance: ``decode.device`` and ``decode.precision`` resolved to what decodes."""
+    import torch
+
+    from s2s.inference.device import autocast_dtype, resolve_device
+
+    resolved = resolve_device(str(cfg.decode.get("device", "auto")))
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    dtype = autocast_dtype(resolved, str(cfg.decode.get("precision", "auto")))
+    return stage_provenance(cfg, "evaluate", resolved, str(dtype).removeprefix("torch.") if dtype else None)

@@ -109,7 +109,9 @@ def read_input(
 
 
 def _read_lines(stream: BinaryIO, name: str, option: str, max_src_pieces: int | None) -> list[str]:
-    line_cap = (max_src_pieces or 256) * BYTES_PER_PIECE
+    # one piece more than are translated: a cut line still holds more, so the translator's own
+    # warning ("only the first N pieces are translated") names it, once
+    line_cap = ((max_src_pieces or 256) + 1) * BYTES_PER_PIECE
     lines: list[bytes] = []
     total = 0
     while True:
@@ -120,6 +122,11 @@ def _read_lines(stream: BinaryIO, name: str, option: str, max_src_pieces: int | 
         if not line:
             break
         number = len(lines) + 1
+        head = line[: _char_boundary(line)] if len(line) > line_cap else line
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{name}, line {number}: invalid UTF-8 ({err.reason} at byte {err.start})") from err
         if b"\0" in line:
             raise InputError(f"{name}, line {number}: contains a NUL byte (binary input, not text)")
         if len(line) > line_cap and not line.endswith(b"\n"):
@@ -129,9 +136,6 @@ def _read_lines(stream: BinaryIO, name: str, option: str, max_src_pieces: int | 
             if rest_nul:
                 raise InputError(f"{name}, line {number}: contains a NUL byte (binary input, not text)")
             total += skipped
-            # stderr, not logging: Hydra's log handler writes to stdout, the translations' stream
-            print(f"warning: {name}, line {number}: longer than {line_cap} bytes, only they are read "
-                  "(translate.max_src_pieces x 64)", file=sys.stderr, flush=True)
         total += len(line)
         if total > MAX_INPUT_BYTES:
             raise InputError(f"{option}: more than {MAX_INPUT_BYTES // (1024 * 1024)} MiB of input; split it")

@@ -47,11 +47,12 @@ def test_the_same_numerics_again_are_fine() -> None:
 
 def test_evaluation_provenance_records_the_resolved_device_and_autocast_dtype() -> None:
     import torch
+    from omegaconf import OmegaConf
 
-    from s2s.common.numerics import stage_provenance
+    from s2s.evaluation.run import _provenance  # the evaluate stage resolves its device, then records it
 
-    cfg = {"numerics": {"mode": "portable"}, "decode": {"device": "auto", "precision": "auto"}}
-    prov = stage_provenance(cfg, "evaluate")
+    cfg = OmegaConf.create({"numerics": {"mode": "portable"}, "decode": {"device": "auto", "precision": "auto"}})
+    prov = _provenance(cfg)
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"
     assert prov["device"] == expected and prov["device_setting"] == "auto"
     assert prov["precision"] == "auto"
