@@ -333,11 +333,11 @@ EVALUATE_HELD = """
 import sys
 from s2s.tracking import mlflow_store as tracking
 real = tracking.log_to_run
-def held(uri, run_id, metrics=None, tags=None, artifacts=None):
+def held(uri, run_id, metrics=None, tags=None, artifacts=None, **more):
     if artifacts:
         print("uploading", flush=True)
         sys.stdin.read()
-    return real(uri, run_id, metrics=metrics, tags=tags, artifacts=artifacts)
+    return real(uri, run_id, metrics=metrics, tags=tags, artifacts=artifacts, **more)
 tracking.log_to_run = held
 metrics, artifacts = {"bleu": 1.0}, [(sys.argv[3], "eval")]
 tracking.log_evaluation({"run_id": sys.argv[2]}, metrics, artifacts, "test/greedy1", uri=sys.argv[1])
