@@ -241,7 +241,7 @@ def test_the_loaded_model_computes_with_the_runs_numerics(trained: dict) -> None
     script = (
         "import mlflow, torch\n"
         f"m = mlflow.pyfunc.load_model('models:/{NAME}/1')\n"
-        "m.predict(['A dog runs.'])\n"
+        "m.predict({'text': ['A dog runs.']})\n"
         "print(torch.backends.cpu.get_cpu_capability(), torch.are_deterministic_algorithms_enabled())\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained["db"], "PYTHONPATH": str(ROOT / "src")}

@@ -193,7 +193,7 @@ def test_averaged_export_does_not_claim_the_best_checkpoints_bleu(tiny_data: Pat
 def test_nan_loss_stops_with_the_step_named(tiny_data: Path, tmp_path: Path) -> None:
     paths = copy_tiny(tiny_data, tmp_path)
     # a step this large overflows the weights: the second forward pass is not finite
-    result = run_script("train", *paths, "optim.lr=1e30", "logger=none", check=False)
+    result = run_script("train", *paths, "optim.lr=1e36", "logger=none", check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "non-finite training loss" in result.stderr and "global step" in result.stderr
     assert "Traceback" not in result.stderr
@@ -225,7 +225,7 @@ def test_a_run_failing_before_its_first_checkpoint_keeps_the_finished_run(
         (tmp_path / "prepared/train.npz").unlink()
         extra = []
     else:
-        extra = ["optim.lr=1e30"]  # the first step overflows the weights: the next loss is NaN
+        extra = ["optim.lr=1e36"]  # the first step overflows the weights: the next loss is not finite
     result = run_script("train", *paths, *RUN, *extra, check=False)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
