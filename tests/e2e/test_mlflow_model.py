@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,7 +22,7 @@ from omegaconf import OmegaConf
 
 from s2s.tracking.mlflow_store import run_params
 
-from conftest import ROOT, copy_tiny, run_script
+from conftest import ROOT, TEST_DATA, copy_tiny, run_script
 from helpers.processes import free_port, stop
 
 pytestmark = pytest.mark.slow
@@ -249,3 +250,77 @@ def test_the_loaded_model_computes_with_the_runs_numerics(trained: dict) -> None
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["AVX2", "True"], result.stdout
+
+
+# --- the keys a tiny pipeline writes (issue 36, item 4) ---
+# Last in this module: it evaluates the trained model, which adds metrics and child runs to its run.
+
+RUN_KEYS = TEST_DATA / "mlflow_run_keys.json"
+# keys that come and go with the machine or the checkout, not with the code: the diff hash of a
+# dirty checkout, MLflow's own git branch (none on a detached HEAD) and remote URL (none without a
+# remote), the DVC experiment (under `dvc exp run` only), the numerics environment variables that
+# are set, system metrics (GPU ones only on a GPU machine)
+VARYING_TAGS = ("git_diff_sha256", "mlflow.source.git.branch", "mlflow.source.git.repoURL", "dvc.", "provenance.env.")
+VARYING_METRICS = ("system/",)
+# values that do not vary, checked beside the keys
+STABLE_TAGS = {"train_run": ("dataset", "model"), "registered_version": ("data", "direction", "model", "preset")}
+
+
+def run_keys(run: Any) -> dict[str, Any]:
+    return {
+        "params": sorted(run.data.params),
+        "tags": sorted(k for k in run.data.tags if not k.startswith(VARYING_TAGS)),
+        "metrics": sorted(k for k in run.data.metrics if not k.startswith(VARYING_METRICS)),
+    }
+
+
+def written_keys(trained: dict) -> dict[str, Any]:
+    """What the tiny pipeline (train, then evaluate) wrote to MLflow: the keys, and a few stable values."""
+    run_script("evaluate", *trained["paths"], *trained["tracking"], "decode=greedy")
+    client = MlflowClient(tracking_uri=trained["db"])
+    run = client.get_run(trained["run_id"])
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{trained['run_id']}'")
+    version = client.get_model_version(NAME, "1")
+    return {
+        "experiment": {"tags": sorted(client.get_experiment(run.info.experiment_id).tags)},
+        "train_run": {
+            **run_keys(run),
+            "values": {k: run.data.tags[k] for k in STABLE_TAGS["train_run"]},
+            "dataset_inputs": sorted(
+                [d.dataset.name, {t.key: t.value for t in d.tags}.get("mlflow.data.context")]
+                for d in run.inputs.dataset_inputs
+            ),
+        },
+        "evaluation_runs": {c.data.tags["decode"]: run_keys(c) for c in children},
+        "registered_version": {
+            "tags": sorted(version.tags),
+            "values": {k: version.tags[k] for k in STABLE_TAGS["registered_version"]},
+        },
+    }
+
+
+def test_the_runs_keep_their_params_tags_and_metrics(trained: dict) -> None:
+    """The params, tags and metrics keys of the runs and the registered version, as
+    ``tests/data/mlflow_run_keys.json`` recorded them before the tracking package was split by
+    concern (issue 36): a refactor of ``s2s.tracking`` must not rename, add or lose one.
+    ``S2S_RECORD_MLFLOW_KEYS=1`` rewrites the file: only for a deliberate change."""
+    seen = written_keys(trained)
+    if os.environ.get("S2S_RECORD_MLFLOW_KEYS") == "1":
+        RUN_KEYS.write_text(json.dumps(seen, indent=1, sort_keys=True) + "\n")
+    recorded = json.loads(RUN_KEYS.read_text())
+    assert differences(seen, recorded) == [], "new (+) and lost (-) keys"
+
+
+def differences(seen: Any, recorded: Any, where: str = "") -> list[str]:
+    """Where two recordings differ: ``+where: key`` for a key only seen now, ``-where: key`` for a lost one."""
+    if isinstance(seen, dict) and isinstance(recorded, dict):
+        found = [f"+{where}: {k}" for k in sorted(set(seen) - set(recorded))]
+        found += [f"-{where}: {k}" for k in sorted(set(recorded) - set(seen))]
+        for k in sorted(set(seen) & set(recorded)):
+            found += differences(seen[k], recorded[k], f"{where}/{k}")
+        return found
+    if isinstance(seen, list) and isinstance(recorded, list) and all(isinstance(x, str) for x in seen + recorded):
+        return [f"+{where}: {k}" for k in sorted(set(seen) - set(recorded))] + [
+            f"-{where}: {k}" for k in sorted(set(recorded) - set(seen))
+        ]
+    return [] if seen == recorded else [f"~{where}: {seen!r} (recorded {recorded!r})"]
