@@ -77,9 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def log_to_mlflow(args: argparse.Namespace, uri: str, report: dict, paths: dict[str, Path]) -> None:
     """One MLflow run holding the report, when a store is configured (checked before any work)."""
-    from s2s.tracking import mlflow_store as tracking
+    from s2s.tracking.runs import log_new_run
 
-    run_id = tracking.log_new_run(
+    run_id = log_new_run(
         uri,
         args.experiment_name,
         f"compare {' vs '.join(report['systems'])}",
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("sacrebleu").setLevel(logging.ERROR)  # per-step chatter; our inputs are detokenized
     args = parse_args(argv)
-    from s2s.tracking import mlflow_store as tracking
+    from s2s.tracking import store
 
-    uri = tracking.tracking_uri(args.tracking_uri)
+    uri = store.tracking_uri(args.tracking_uri)
     use_mlflow = args.mlflow == "true" or (
         args.mlflow == "auto"
         and bool(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlflow.db").is_file())
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         options.sort(key=lambda o: o[0] != args.baseline)
     settings = compare_statistics.Settings(args.seed, args.bootstrap_samples, args.ar_trials, args.alpha, args.jobs)
     if use_mlflow or any(s.startswith("mlflow:") for _, specs in options for s in specs):
-        tracking.check_tracking_uri(uri)
+        store.check_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         def open_run(spec: str) -> compare_runs.RunFiles:
             return compare_runs.open_run(spec, uri, Path(tmp), args.repo)

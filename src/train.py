@@ -79,7 +79,7 @@ def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     Named by what varies (``bilstm_attn lr=0.001``; the full key where the last part is ambiguous)
     and tagged with the job's overrides and folder, so the jobs of a sweep can be told apart.
     """
-    from s2s.tracking import mlflow_store as tracking
+    from s2s.tracking import runs, store, sweeps
 
     if cfg.logger.get("name", "mlflow") != "mlflow":
         return {}
@@ -90,9 +90,9 @@ def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
         for s, o in zip(short, job_overrides)
         if o.split("=", 1)[0] != "model"  # the model's name starts the run name anyway
     ]
-    model = tracking.run_name(cfg.logger.get("run_name") or cfg.model.name)
-    uri = tracking.tracking_uri(cfg.logger.get("tracking_uri"))
-    parent = tracking.sweep_parent_run(
+    model = runs.run_name(cfg.logger.get("run_name") or cfg.model.name)
+    uri = store.tracking_uri(cfg.logger.get("tracking_uri"))
+    parent = sweeps.sweep_parent_run(
         uri,
         cfg.logger.experiment_name,
         hc.sweep.dir,
@@ -133,9 +133,9 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     finally:
         end_distributed_job(launch_env)
         if run:
-            from s2s.tracking import mlflow_store as tracking
+            from s2s.tracking import sweeps
 
-            tracking.end_sweep_job(*run["parent"], ok)
+            sweeps.end_sweep_job(*run["parent"], ok)
 
 
 def check_outputs(cfg: DictConfig) -> None:

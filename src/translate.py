@@ -39,7 +39,8 @@ def main(cfg: DictConfig) -> None:
     with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
         model = t.model
         if is_model_uri(model):  # an MLflow Model: downloaded, then read like any model folder
-            from s2s.tracking.mlflow_store import download_model, tracking_uri
+            from s2s.tracking.registry import download_model
+            from s2s.tracking.store import tracking_uri
 
             model = download_model(model, tmp, tracking_uri(cfg.logger.get("tracking_uri")))
         model_file, spm_file = model_files(model, t.spm)

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from s2s.tracking.mlflow_store import run_params
+from s2s.tracking.runs import run_params
 
 from conftest import ROOT, TEST_DATA, copy_tiny, run_script
 from helpers.processes import free_port, stop

@@ -275,16 +275,16 @@ def test_resumed_run_takes_the_current_dvc_experiment_name(tmp_path: Path, monke
     The train stage's own logger factory, with the variable DVC sets for each `dvc exp run`.
     """
     from s2s.tracking import mlflow_logger
-    from s2s.tracking import mlflow_store as tracking
+    from s2s.tracking.lineage import dvc_experiment_tags
 
     uri = make_store(tmp_path / "mlflow.db")
     cfg = compose_config(["preset=tiny", f"logger.tracking_uri={uri}", "logger.experiment_name=exp"])
     monkeypatch.setenv("DVC_EXP_NAME", "rabid-drab")
-    logger = mlflow_logger.make_logger(cfg, None, tracking.dvc_experiment_tags())
+    logger = mlflow_logger.make_logger(cfg, None, dvc_experiment_tags())
     assert logger.wait_for_run(600)  # a busy machine's store may answer after logger.timeout_s
     run_id = logger.run_id
     monkeypatch.setenv("DVC_EXP_NAME", "gross-mime")  # the rerun of the killed experiment, as DVC starts it
-    resumed = mlflow_logger.make_logger(cfg, run_id, tracking.dvc_experiment_tags())
+    resumed = mlflow_logger.make_logger(cfg, run_id, dvc_experiment_tags())
     assert resumed.wait_for_run(600) and resumed.run_id == run_id
     run = MlflowClient(tracking_uri=uri).get_run(run_id)
     assert run.data.tags["dvc.exp_name"] == "gross-mime"
@@ -328,19 +328,20 @@ def test_resume_whose_mlflow_run_is_gone_continues_in_a_linked_run(tiny_data: Pa
 
 # --- a killed evaluate leaves no RUNNING run (issue 26, item 15) ---
 
-# the real log_evaluation, held while it uploads the evaluation's artifacts (the event the test waits on)
+# the real log_evaluation, held while it uploads the evaluation's artifacts (the event the test waits on);
+# log_to_run is patched where log_evaluation looks it up
 EVALUATE_HELD = """
 import sys
-from s2s.tracking import mlflow_store as tracking
-real = tracking.log_to_run
+from s2s.tracking import evaluation_runs
+real = evaluation_runs.log_to_run
 def held(uri, run_id, metrics=None, tags=None, artifacts=None, **more):
     if artifacts:
         print("uploading", flush=True)
         sys.stdin.read()
     return real(uri, run_id, metrics=metrics, tags=tags, artifacts=artifacts, **more)
-tracking.log_to_run = held
+evaluation_runs.log_to_run = held
 metrics, artifacts = {"bleu": 1.0}, [(sys.argv[3], "eval")]
-tracking.log_evaluation({"run_id": sys.argv[2]}, metrics, artifacts, "test/greedy1", uri=sys.argv[1])
+evaluation_runs.log_evaluation({"run_id": sys.argv[2]}, metrics, artifacts, "test/greedy1", uri=sys.argv[1])
 """
 
 
@@ -374,13 +375,13 @@ def test_evaluate_stopped_by_a_signal_marks_its_run_killed(tmp_path: Path, sig: 
 
 
 def test_next_evaluation_closes_the_run_of_a_sigkilled_one(tmp_path: Path) -> None:
-    from s2s.tracking import mlflow_store as tracking
+    from s2s.tracking.evaluation_runs import log_evaluation
 
     uri, parent, proc = evaluation_held(tmp_path)
     proc.kill()
     proc.wait(timeout=60)
     [stale] = children(uri, parent)
     assert stale.info.status == "RUNNING"  # SIGKILL cannot be handled: the next evaluation closes it
-    new = tracking.log_evaluation({"run_id": parent}, {"bleu": 2.0}, [], "test/greedy1", uri=uri)
+    new = log_evaluation({"run_id": parent}, {"bleu": 2.0}, [], "test/greedy1", uri=uri)
     status = {c.info.run_id: c.info.status for c in children(uri, parent)}
     assert status == {stale.info.run_id: "KILLED", new: "FINISHED"}

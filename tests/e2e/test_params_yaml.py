@@ -56,4 +56,4 @@ def test_tiny_preset_composes_with_every_model() -> None:
         cfg = compose_config(["preset=tiny", f"model={model}"])
         assert cfg.model.name == model
         assert cfg.model.encoder.hidden_size == 32
-        assert cfg.logger.tracking_uri is None  # anchored at the project root by s2s.tracking.mlflow_store
+        assert cfg.logger.tracking_uri is None  # anchored at the project root by s2s.tracking.store

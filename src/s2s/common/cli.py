@@ -16,7 +16,7 @@ from s2s.common.io import InputError
 # (module, class, prefix) of further user-facing errors; looked up only if the module is loaded, so
 # a light stage (download) does not import torch just to be able to catch a training error
 _LAZY_USER_ERRORS = (
-    ("s2s.tracking.mlflow_store", "TrackingUnreachable", ""),
+    ("s2s.tracking.store", "TrackingUnreachable", ""),
     ("s2s.training.task", "NonFiniteLossError", ""),
     # Lightning refusing the trainer.* options (an accelerator this machine lacks, ...)
     ("lightning_fabric.utilities.exceptions", "MisconfigurationException", "trainer: "),

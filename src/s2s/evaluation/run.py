@@ -41,7 +41,7 @@ from s2s.inference.batching import translate_ids
 from s2s.inference.search import SearchOptions
 from s2s.inference.translator import load_decoding_model
 from s2s.models.seq2seq import Seq2Seq
-from s2s.tracking import mlflow_store as tracking
+from s2s.tracking import evaluation_runs, runs, store
 
 log = logging.getLogger("evaluate")
 
@@ -163,7 +163,7 @@ def decode_and_score(ev: Evaluation) -> None:
     ev.report["provenance"] = _provenance(cfg)  # in report.json, not metrics.json: it names this CPU
     # how the weights were made, beside how they were decoded (compare warns on either): the
     # training's provenance from its run link (absent for a model pulled without it)
-    trained = tracking.read_run_link(Path(cfg.paths.reports_dir) / "train_run.json").get("provenance")
+    trained = runs.read_run_link(Path(cfg.paths.reports_dir) / "train_run.json").get("provenance")
     ev.report["provenance"]["training"] = trained
 
 
@@ -221,8 +221,8 @@ def log_to_mlflow(ev: Evaluation, reports: Path) -> None:
     if cfg.logger.get("name", "mlflow") != "mlflow":
         return
     out = reports / "eval"
-    tracking.log_evaluation(
-        tracking.read_run_link(reports / "train_run.json"),
+    evaluation_runs.log_evaluation(
+        runs.read_run_link(reports / "train_run.json"),
         mlflow_metrics(ev.metrics, ev.scores, ev.curve),
         [(out / "metrics.json", "eval"), (out / "report.json", "eval"), (out / "robustness.json", "eval")]
         + [(p, "eval/translations") for p in sorted((out / "translations").iterdir())]
@@ -236,7 +236,7 @@ def log_to_mlflow(ev: Evaluation, reports: Path) -> None:
         },
         # every decode setting, on the child run: evaluations of one model can be told apart
         params={f"decode.{k}": str(v) for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()},
-        uri=tracking.tracking_uri(cfg.logger.get("tracking_uri")),
+        uri=store.tracking_uri(cfg.logger.get("tracking_uri")),
         timeout_s=cfg.logger.get("timeout_s", 10),
     )
 

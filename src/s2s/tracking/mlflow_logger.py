@@ -11,15 +11,8 @@ from typing import Any
 
 from pytorch_lightning.loggers import MLFlowLogger
 
-from s2s.tracking.mlflow_store import (
-    bound_http_retries,
-    bounded,
-    first_line,
-    log_to_run,
-    open_run,
-    run_name,
-    tracking_uri,
-)
+from s2s.tracking.runs import log_to_run, open_run, run_name
+from s2s.tracking.store import bound_http_retries, bounded, first_line, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +208,7 @@ def make_logger(
     that never opened say it is untracked.
 
     ``run_id``: the run of the checkpoint being resumed; its tags are updated to this (re)start, and
-    a run that is gone is replaced by a new one linked to it (see :func:`s2s.tracking.mlflow_store.open_run`).
+    a run that is gone is replaced by a new one linked to it (see :func:`s2s.tracking.runs.open_run`).
     ``name`` replaces the usual run name (a sweep job's names its overrides).
     """
     lcfg = cfg.logger

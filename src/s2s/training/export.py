@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from s2s.common.io import InputError, sha256_file, write_json_atomic
 from s2s.models.build import count_parameters
 from s2s.models.model_file import save_model_file
-from s2s.tracking import mlflow_store as tracking
+from s2s.tracking import registry, runs
 from s2s.training.checkpoint_files import average_state_dicts, lightning_model_state
 from s2s.training.resume import CKPT_KEY
 
@@ -115,7 +115,7 @@ def export(
     if provenance:  # the machine that trained: in the uncached link only (the model's bytes stay machine-free)
         run_info["provenance"] = provenance
     write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
-    tracking.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
+    runs.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
     if logger:
         resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -125,7 +125,7 @@ def export(
 
             # a run opened late (a busy store) is not active yet: log_model would create another run
             late = mlflow.active_run() is None
-            with tracking.active_run(uri, run_id, False) if late else contextlib.nullcontext():
+            with runs.active_run(uri, run_id, False) if late else contextlib.nullcontext():
                 run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
     return run_info
 
@@ -133,7 +133,7 @@ def export(
 def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) -> dict[str, Any]:
     """The exported model as an MLflow Model in the run (``runs:/<id>/model``), registered under
     ``logger.registered_model_name``, ``logger.registered_model_alias`` moved to the best version
-    validated on the same set (:func:`s2s.tracking.mlflow_store.validation_key`); the version
+    validated on the same set (:func:`s2s.tracking.registry.validation_key`); the version
     described and tagged with its data, direction, preset, validation set and score."""
     translate_cfg = Path(__file__).resolve().parents[3] / "conf" / "translate.yaml"
     max_src_pieces = OmegaConf.load(translate_cfg).translate.max_src_pieces if translate_cfg.is_file() else None
@@ -141,9 +141,9 @@ def log_mlflow_model(cfg: DictConfig, model_file: Path, val_bleu: float | None) 
     valid = Path(cfg.paths.prepared_dir) / "valid.tsv"
     key = tags = description = None
     if valid.is_file():
-        key = tracking.validation_key(valid, validation_scoring(cfg))
+        key = registry.validation_key(valid, validation_scoring(cfg))
         tags, description = version_description(cfg, valid, key, val_bleu)
-    return tracking.log_translator(
+    return registry.log_translator(
         model_file,
         Path(cfg.paths.prepared_dir) / "spm.model",
         OmegaConf.to_container(cfg.decode, resolve=True),
@@ -187,7 +187,7 @@ def version_description(
     src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
     direction = f"{src}<->{tgt}" if cfg.preprocess.get("reverse", False) else f"{src}->{tgt}"
     preset = preset_name()
-    score = tracking.console_score(val_bleu) if val_bleu is not None else "none (not validated)"
+    score = registry.console_score(val_bleu) if val_bleu is not None else "none (not validated)"
     tags = {
         "data": str(cfg.data.name),
         "direction": direction,
@@ -195,7 +195,7 @@ def version_description(
         "model": str(cfg.model.name),
         "validation_sentences": str(sentences),
         "validation_digest": sha256_file(valid)[:16],
-        tracking.VALIDATION_KEY_TAG: key,
+        registry.VALIDATION_KEY_TAG: key,
     }
     description = (
         f"{cfg.model.name} translating {direction} ({cfg.data.name}, preset {preset}); validation BLEU "

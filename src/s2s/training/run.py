@@ -29,8 +29,7 @@ from s2s.inference.compilation import compile_decoder_step
 from s2s.models.build import count_parameters
 from s2s.models.model_file import check_state_dict
 from s2s.tracking import dvclive as dvc_report
-from s2s.tracking import mlflow_logger
-from s2s.tracking import mlflow_store as tracking
+from s2s.tracking import lineage, mlflow_logger, runs, store
 from s2s.training import resume
 from s2s.training.callbacks import (
     EpochReport,
@@ -165,7 +164,7 @@ def run_training(cfg: DictConfig, run: dict[str, Any] | None = None) -> dict[str
     ckpt_dir = Path(cfg.paths.checkpoint_dir)
     if cfg.logger.get("name", "mlflow") == "mlflow":
         # an unreachable server or a corrupt, unwritable or locked SQLite store: one line, before any work
-        tracking.check_store(tracking.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10))
+        store.check_store(store.tracking_uri(cfg.logger.get("tracking_uri")), cfg.logger.get("timeout_s", 10))
     if cfg.train.get("validate_only"):
         return validate_only(cfg)
     spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
@@ -226,7 +225,7 @@ def _fit_and_export(
         run_id = json.loads(run_file.read_text()).get("run_id")
     prov = numerics.stage_provenance(cfg, "train", device=trainer.strategy.root_device)  # what runs, not "auto"
     tags = {
-        **tracking.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
+        **lineage.lineage_tags(paths.prepared_dir, cfg.data.name, cfg.model.name),
         **numerics.provenance_tags(prov),
         **run.get("tags", {}),
     }
@@ -241,10 +240,10 @@ def _fit_and_export(
         # now, or when a busy store answers (the run is then opened late, not given up)
         logger.when_open(lambda run_id: write_json_atomic(run_file, {"run_id": run_id}))
         # the composed config once, flattened with dots (the task's own hparams are not logged)
-        logger.log_hyperparams({**tracking.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
+        logger.log_hyperparams({**runs.run_params(plain(cfg)), "parameters": count_parameters(task.model)})
         # system metrics and dataset inputs: now, or once a busy store opens the run
-        datasets = lambda: tracking.log_datasets(paths.prepared_dir, cfg.data.name)  # noqa: E731
-        active = tracking.active_run_when_open(logger, cfg.logger.get("log_system_metrics"), datasets)
+        datasets = lambda: runs.log_datasets(paths.prepared_dir, cfg.data.name)  # noqa: E731
+        active = runs.active_run_when_open(logger, cfg.logger.get("log_system_metrics"), datasets)
     with active:
         try:
             trainer.fit(task, datamodule=datamodule, ckpt_path=decision.resume_path)

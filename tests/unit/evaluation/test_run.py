@@ -68,7 +68,7 @@ def _evaluation(tmp_path: Path, overrides: list[str]) -> Any:
 
 def test_the_child_run_records_the_decode_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(evaluation.tracking, "log_evaluation", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(evaluation.evaluation_runs, "log_evaluation", lambda *a, **kw: calls.append(kw))
     for overrides in ([], ["decode.length_penalty=0.6"]):
         ev = _evaluation(tmp_path, overrides)
         evaluation.log_to_mlflow(ev, tmp_path / "reports")

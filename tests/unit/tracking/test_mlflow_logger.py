@@ -11,7 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from s2s.tracking import mlflow_logger, mlflow_store
+from s2s.tracking import mlflow_logger
+from s2s.tracking.runs import active_run_when_open, open_run
 
 
 def config(uri: str) -> object:
@@ -27,7 +28,7 @@ def busy_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, th
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(tracking_uri=uri).create_experiment("busy")
     gate = threading.Event()
-    real = mlflow_store.open_run
+    real = open_run
     monkeypatch.setattr(mlflow_logger, "open_run", lambda *args: (gate.wait(), real(*args))[1])
     return uri, gate
 
@@ -87,7 +88,7 @@ def test_a_run_opened_late_becomes_active_with_its_dataset_inputs(busy_store: tu
     uri, gate = busy_store
     logger = mlflow_logger.make_logger(config(uri), None, {}, "late")
     started = []
-    with mlflow_store.active_run_when_open(logger, False, lambda: started.append(mlflow.active_run().info.run_id)):
+    with active_run_when_open(logger, False, lambda: started.append(mlflow.active_run().info.run_id)):
         assert mlflow.active_run() is None
         gate.set()
         assert logger.wait_for_run(600)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from s2s.tracking import mlflow_store
-from s2s.tracking.mlflow_store import promote, validation_key
+from s2s.tracking import registry
+from s2s.tracking.registry import promote, validation_key
 
 from conftest import ROOT
 
@@ -73,7 +73,7 @@ def waiting_on_lock(pid: int) -> bool:
 
 PROMOTE = """
 import sys
-from s2s.tracking.mlflow_store import promote
+from s2s.tracking.registry import promote
 print(promote(sys.argv[1], sys.argv[2], "champion", float(sys.argv[3]), uri=sys.argv[4], key=sys.argv[5]))
 """
 
@@ -140,8 +140,8 @@ def test_the_validation_key_names_languages_direction_sentences_and_scoring(tmp_
 
 
 def test_the_registry_lock_lives_beside_a_sqlite_store(tmp_path: Path) -> None:
-    assert mlflow_store.registry_lock_path(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlflow.db.registry.lock"
-    assert mlflow_store.registry_lock_path("http://127.0.0.1:5000") is None
+    assert registry.registry_lock_path(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlflow.db.registry.lock"
+    assert registry.registry_lock_path("http://127.0.0.1:5000") is None
 
 
 def test_a_bleu_of_zero_is_not_promoted_and_scores_are_tagged_as_printed(store: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from conftest import ROOT
 
 CHECK = """
 import sys
-from s2s.tracking.mlflow_store import TrackingUnreachable, check_store
+from s2s.tracking.store import TrackingUnreachable, check_store
 try:
     check_store(sys.argv[1], 10)
 except TrackingUnreachable as err:
@@ -60,7 +60,7 @@ def test_a_store_on_a_read_only_filesystem_is_refused_before_any_work(tmp_path: 
 
 
 def test_a_writable_store_is_accepted_and_left_unchanged(tmp_path: Path) -> None:
-    from s2s.tracking.mlflow_store import check_store
+    from s2s.tracking.store import check_store
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(tracking_uri=uri).create_experiment("existing")

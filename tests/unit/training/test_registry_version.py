@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s2s.tracking.mlflow_store import VALIDATION_KEY_TAG, validation_key
+from s2s.tracking.registry import VALIDATION_KEY_TAG, validation_key
 from s2s.training.export import validation_scoring, version_description
 
 from conftest import compose_config

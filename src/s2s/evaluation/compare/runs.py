@@ -141,12 +141,12 @@ class MlflowRun:
         return f"mlflow:{self.tracking_uri}#{self.run_id}"
 
     def read_text(self, relpath: str) -> str | None:
-        from s2s.tracking import mlflow_store as tracking
+        from s2s.tracking.registry import download_artifact
 
         # reports/eval/x -> eval/x; the old layout logged reports/<file> as eval/<file>
         new_layout = relpath.startswith("reports/eval/")
         artifact = relpath.removeprefix("reports/") if new_layout else "eval/" + Path(relpath).name
-        path = tracking.download_artifact(
+        path = download_artifact(
             self.tracking_uri, self.run_id, artifact, self.download_dir / self.run_id
         )
         return path.read_text(encoding="utf-8") if path is not None else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s2s.tracking.mlflow_store import git_info
+from s2s.tracking.lineage import git_info
 
 
 def git(repo: Path, *args: str) -> None:
