@@ -1,12 +1,17 @@
-"""Greedy and beam search over any model exposing ``encode`` and ``decode_step`` (plain PyTorch)."""
+"""Greedy and beam search over any model exposing ``encode`` and ``decode_step`` (plain PyTorch).
+
+What beam search carries between its steps (beams, sentences, ranked extensions) is in
+:mod:`s2s.inference.beam_state`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
+from s2s.inference.beam_state import Beams, Extensions, Sentences, length_penalty, state_fields, unchanged_fields
 from s2s.inference.device import autocast, model_device
 from s2s.tokens import BOS_ID, EOS_ID, PAD_ID
 
@@ -88,11 +93,6 @@ class SearchOptions:
         return cls(**{k: v for k, v in dict(cfg).items() if k in names})
 
 
-def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
-    """GNMT length penalty ((5 + len) / 6) ** alpha; ``len`` counts the tokens including EOS."""
-    return ((5.0 + length) / 6.0) ** alpha
-
-
 def _ngram_ban(history: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
     """(R, V) bool: tokens that would repeat an n-gram already in each row of ``history`` (R, t)."""
     rows, t = history.shape
@@ -106,108 +106,6 @@ def _ngram_ban(history: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
         match = torch.ones(windows.shape[:2], dtype=torch.bool, device=history.device)
     banned.scatter_add_(1, windows[:, :, n - 1], match.to(banned.dtype))
     return banned > 0
-
-
-@dataclass
-class _Sentences:
-    """Per-sentence tensors of the ``n`` sentences still searched, trimmed together by :meth:`select`."""
-
-    ids: torch.Tensor  # (n,) index in the original batch
-    limits: torch.Tensor  # (n,) output length limit a * src_len + b
-    lp_limit: torch.Tensor | None  # (n,) length penalty at the limit (alpha >= 0: the best a live one reaches)
-    fin_best: torch.Tensor  # (n, K) the K best finished scores (-inf: none yet)
-    fin_count: torch.Tensor  # (n,) finished hypotheses so far
-
-    @classmethod
-    def start(cls, limits: torch.Tensor, alpha: float, beam: int) -> _Sentences:
-        batch, device = limits.size(0), limits.device
-        return cls(
-            ids=torch.arange(batch, device=device),
-            limits=limits,
-            lp_limit=length_penalty(limits.float(), alpha) if alpha >= 0 else None,
-            fin_best=torch.full((batch, beam), float("-inf"), device=device),
-            fin_count=torch.zeros(batch, dtype=torch.long, device=device),
-        )
-
-    def select(self, keep: torch.Tensor) -> _Sentences:
-        return _Sentences(
-            self.ids[keep],
-            self.limits[keep],
-            None if self.lp_limit is None else self.lp_limit[keep],
-            self.fin_best[keep],
-            self.fin_count[keep],
-        )
-
-
-@dataclass
-class _Beams:
-    """The K live hypotheses of each sentence as ``n * K`` rows (sentence-major), with the decoder
-    state that continues them; :meth:`advance` moves them all to the chosen extensions at once."""
-
-    state: Any  # decoder state, n * K rows
-    prev: torch.Tensor  # (n * K,) last token
-    scores: torch.Tensor  # (n, K) total log-probability (-inf: not a hypothesis)
-    history: torch.Tensor  # (n * K, t) tokens so far
-    attn_history: torch.Tensor | None  # (n * K, t, S) attention so far (return_attention only)
-    shared: set[str]  # state fields equal across each sentence's beams (only compacted, never reordered)
-
-    @classmethod
-    def start(cls, state: Any, batch: int, beam: int, shared: set[str], device: torch.device) -> _Beams:
-        scores = torch.full((batch, beam), float("-inf"), device=device)
-        scores[:, 0] = 0.0  # only beam 0 is live at first: no duplicate hypotheses
-        return cls(
-            state=state,
-            prev=torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device),  # step 0 ran already
-            scores=scores,
-            history=torch.zeros(batch * beam, 0, dtype=torch.long, device=device),
-            attn_history=None,
-            shared=shared,
-        )
-
-    def decode(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One decoder step for every live row: log-probabilities (n * K, V) and attention weights."""
-        before = self.state
-        log_probs, self.state, weights = model.decode_step(self.prev, self.state)
-        self.shared = _unchanged_fields(before, self.state, self.shared)
-        return log_probs, weights
-
-    def advance(
-        self, keep: torch.Tensor, live: _Extensions, weights: torch.Tensor | None, with_attention: bool
-    ) -> _Beams:
-        """The beams of the ``keep`` sentences, continued by their live extensions ``live``."""
-        beam = self.scores.size(1)
-        live_beam, live_tok, live_scores = live.beam[keep], live.tok[keep], live.scores[keep]
-        offsets = torch.arange(beam, device=keep.device)
-        rows = (keep.unsqueeze(1) * beam + live_beam).view(-1)
-        compact = None
-        if keep.numel() < self.scores.size(0):
-            compact = (keep.unsqueeze(1) * beam + offsets).view(-1)
-        attn_history = self.attn_history
-        if with_attention and weights is not None:
-            cur = weights.index_select(0, rows).unsqueeze(1)
-            attn_history = cur if attn_history is None else torch.cat([attn_history.index_select(0, rows), cur], 1)
-        return _Beams(
-            state=_reorder(self.state, rows, compact, self.shared),
-            prev=live_tok.view(-1),
-            scores=live_scores,
-            history=torch.cat([self.history.index_select(0, rows), live_tok.view(-1, 1)], dim=1),
-            attn_history=attn_history,
-            shared=self.shared,
-        )
-
-
-@dataclass
-class _Extensions:
-    """Extensions of each sentence's beams, ranked: (n, C) scores, source beam and token."""
-
-    scores: torch.Tensor
-    beam: torch.Tensor
-    tok: torch.Tensor
-
-    def live(self, beam: int) -> _Extensions:
-        """The K best extensions not ending in EOS: they stay live (there are always K of them)."""
-        order = torch.sort((self.tok == EOS_ID).to(torch.uint8), dim=1, stable=True).indices[:, :beam]
-        return _Extensions(self.scores.gather(1, order), self.beam.gather(1, order), self.tok.gather(1, order))
 
 
 @torch.no_grad()
@@ -235,7 +133,7 @@ def beam_search(
     if batch == 0:
         return []
     state = model.encode(src, src_lengths)
-    sents = _Sentences.start(max_output_length(src_lengths, opts.max_len_a, opts.max_len_b).to(device), alpha, beam)
+    sents = Sentences.start(max_output_length(src_lengths, opts.max_len_a, opts.max_len_b).to(device), alpha, beam)
     max_steps = int(sents.limits.max())
 
     # step 0 once per sentence: all K beams start equal, so they are expanded after it
@@ -244,9 +142,9 @@ def beam_search(
     )
     # fields of the state still equal across each sentence's beams (encoder outputs, masks): only
     # removing sentences changes them, so the per-step reordering can skip copying them
-    shared = _unchanged_fields(state, first_state, _state_fields(state))
+    shared = unchanged_fields(state, first_state, state_fields(state))
     expand = torch.arange(batch, device=device).repeat_interleave(beam)
-    beams = _Beams.start(first_state.index_select(expand), batch, beam, shared, device)
+    beams = Beams.start(first_state.index_select(expand), batch, beam, shared, device)
     # finished hypotheses, one record per step: (sentence ids, tokens, log-probs, scores, attention)
     records: list[tuple[torch.Tensor, ...]] = []
 
@@ -304,7 +202,7 @@ def _constrain(log_probs: torch.Tensor, t: int, opts: SearchOptions, history: to
     return masked
 
 
-def _rank_extensions(masked: torch.Tensor, scores: torch.Tensor) -> _Extensions:
+def _rank_extensions(masked: torch.Tensor, scores: torch.Tensor) -> Extensions:
     """The ``2K`` best extensions of each sentence's live beams, best first.
 
     The 2K best of each beam hold the 2K best of the sentence: rank those (cheaper than all K * V).
@@ -315,10 +213,10 @@ def _rank_extensions(masked: torch.Tensor, scores: torch.Tensor) -> _Extensions:
     cand = (scores.unsqueeze(-1) + row_lp.view(n, beam, width)).view(n, beam * width)
     top_scores, top_pos = cand.topk(min(2 * beam, beam * width), dim=1)
     top_beam = torch.div(top_pos, width, rounding_mode="floor")
-    return _Extensions(top_scores, top_beam, row_tok.view(n, beam * width).gather(1, top_pos))
+    return Extensions(top_scores, top_beam, row_tok.view(n, beam * width).gather(1, top_pos))
 
 
-def _ordinary_ends(ranked: _Extensions, beam: int, at_limit: torch.Tensor) -> torch.Tensor:
+def _ordinary_ends(ranked: Extensions, beam: int, at_limit: torch.Tensor) -> torch.Tensor:
     """(n, 2K) mask: extensions ending in EOS among the first K finish (at the limit all are forced)."""
     rank = torch.arange(ranked.scores.size(1), device=ranked.scores.device)
     is_eos = ranked.tok == EOS_ID
@@ -327,12 +225,12 @@ def _ordinary_ends(ranked: _Extensions, beam: int, at_limit: torch.Tensor) -> to
 
 def _record_finished(
     records: list[tuple[torch.Tensor, ...]],
-    sents: _Sentences,
-    beams: _Beams,
+    sents: Sentences,
+    beams: Beams,
     weights: torch.Tensor | None,
     lp_now: float,
     eos_ok: torch.Tensor,
-    ranked: _Extensions,
+    ranked: Extensions,
     forced: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> None:
     """Record the finished hypotheses, the ordinary ones (``eos_ok`` among ``ranked``) then those
@@ -351,7 +249,7 @@ def _record_finished(
 
 
 def _sentences_done(
-    sents: _Sentences, live_scores: torch.Tensor, at_limit: torch.Tensor, t: int, alpha: float, n_best: int
+    sents: Sentences, live_scores: torch.Tensor, at_limit: torch.Tensor, t: int, alpha: float, n_best: int
 ) -> torch.Tensor:
     """(n,) which sentences' outputs can no longer change."""
     best_live = live_scores.max(dim=1).values
@@ -364,40 +262,10 @@ def _sentences_done(
     return done
 
 
-def _state_fields(state: Any) -> set[str]:
-    return {f.name for f in fields(state)} if is_dataclass(state) else set()
-
-
-def _unchanged_fields(before: Any, after: Any, shared: set[str]) -> set[str]:
-    """The shared fields that ``decode_step`` passed through as the very same tensors."""
-    if not shared or type(before) is not type(after):
-        return set()
-    return {name for name in shared if getattr(after, name) is getattr(before, name)}
-
-
-def _reorder(state: Any, rows: torch.Tensor, compact: torch.Tensor | None, shared: set[str]) -> Any:
-    """``state.index_select(rows)``, except that fields equal across beams are only compacted.
-
-    Assumes, as ``DecoderState`` does, that ``decode_step`` never writes into state tensors in place.
-    """
-    if not shared:
-        return state.index_select(rows)
-    values = {}
-    for f in fields(state):
-        value = getattr(state, f.name)
-        if value is None:
-            values[f.name] = None
-        elif f.name in shared:
-            values[f.name] = value if compact is None else value.index_select(0, compact)
-        else:
-            values[f.name] = value.index_select(0, rows)
-    return replace(state, **values)
-
-
 def _finish(
     records: list[tuple[torch.Tensor, ...]],
     sent_ids: torch.Tensor,
-    beams: _Beams,
+    beams: Beams,
     weights: torch.Tensor | None,
     lp_now: float,
     mask: torch.Tensor,
