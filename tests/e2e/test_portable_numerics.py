@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from s2s.common.io import InputError
-from s2s.common.verification import CHECKED, differences, load_reference, run_tiny_pipeline
+from s2s.common.tiny_pipeline import CHECKED, run_tiny_pipeline
+from s2s.common.verification import differences, load_reference
 
 from conftest import ROOT, SHORT_TRAINING
 

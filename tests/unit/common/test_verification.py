@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from s2s.common.io import InputError
+from s2s.common.tiny_pipeline import CHECKED
 from s2s.common.verification import (
     CANDIDATES,
-    CHECKED,
     RECORDS,
     battery_path,
     cpu_slug,
@@ -107,11 +107,11 @@ def test_a_broken_reference_is_refused_in_one_line(tmp_path: Path, content: str)
 _VERIFY_LIKE = """
 import sys, tempfile
 from pathlib import Path
-from s2s.common import verification
+from s2s.common import tiny_pipeline
 with tempfile.TemporaryDirectory(prefix="s2s-verify-") as scratch:
     Path(sys.argv[2]).write_text(scratch)
     stage = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid()))\\nwhile True: time.sleep(1)"
-    verification._run_child([sys.executable, "-c", stage, sys.argv[1]], dict(__import__("os").environ))
+    tiny_pipeline._run_child([sys.executable, "-c", stage, sys.argv[1]], dict(__import__("os").environ))
 """
 
 
