@@ -45,6 +45,7 @@ from omegaconf import OmegaConf
 from s2s.common.cli import user_errors
 from s2s.common.io import InputError
 from s2s.evaluation.compare import report as compare_report
+from s2s.evaluation.compare import run_files as compare_run_files
 from s2s.evaluation.compare import runs as compare_runs
 from s2s.evaluation.compare import statistics as compare_statistics
 
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     if use_mlflow or any(s.startswith("mlflow:") for _, specs in options for s in specs):
         store.check_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
-        def open_run(spec: str) -> compare_runs.RunFiles:
-            return compare_runs.open_run(spec, uri, Path(tmp), args.repo)
+        def open_run(spec: str) -> compare_run_files.RunFiles:
+            return compare_run_files.open_run(spec, uri, Path(tmp), args.repo)
 
         systems = compare_runs.load_systems(options, open_run)
     for line in compare_runs.provenance_warnings(systems):
