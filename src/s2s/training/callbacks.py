@@ -4,10 +4,11 @@ our stamp in every checkpoint."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import FrameType
 from typing import Any
 
@@ -113,7 +114,54 @@ class SaveOnSignal(OptimizerStepBoundary):
             log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
 
 
-class StepBoundaryCheckpoint(OptimizerStepBoundary, ModelCheckpoint):
+class FolderCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` whose state moves with its folder.
+
+    Lightning stores the folder's absolute path in every checkpoint and restores ``best_model_score``,
+    ``best_k_models``, ``kth_value`` and ``last_model_path`` only when that path is today's
+    ``dirpath``; ``best_model_path`` it restores as saved. In a copy of the project (``cp -a``, a
+    tarball, a queue worker) a finished run was then exported again from the old folder's
+    ``best.ckpt`` (or failed where that was gone) with ``val_bleu: None``, and a resumed run took
+    its next validation for the best whatever it scored (issue 34, item 5). Restoring a checkpoint
+    that lies in this callback's folder, its saved paths are read relative to the folder they were
+    saved in. A checkpoint from elsewhere (``train.resume=<path>`` of another folder) is Lightning's
+    case: only its ``best_model_path`` is kept.
+    """
+
+    _restoring: str | None = None
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # called before load_state_dict, with the path Trainer.fit restores from
+        self._restoring = None if trainer.ckpt_path is None else str(trainer.ckpt_path)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and saved != self.dirpath and self._restoring and self._holds(self._restoring):
+            state_dict = moved_state(state_dict, saved, str(self.dirpath))
+        super().load_state_dict(state_dict)
+
+    def _holds(self, path: str) -> bool:
+        return os.path.realpath(os.path.dirname(os.path.abspath(path))) == os.path.realpath(str(self.dirpath))
+
+
+def moved_state(state: dict[str, Any], saved: str, dirpath: str) -> dict[str, Any]:
+    """A ``ModelCheckpoint`` state saved in folder ``saved``, its paths in ``saved`` moved to ``dirpath``."""
+
+    def moved(path: Any) -> Any:
+        if not isinstance(path, str) or not path or not PurePath(path).is_relative_to(saved):
+            return path
+        return str(Path(dirpath) / PurePath(path).relative_to(saved))
+
+    out = {**state, "dirpath": dirpath}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in out:
+            out[key] = moved(out[key])
+    if isinstance(out.get("best_k_models"), dict):
+        out["best_k_models"] = {moved(k): v for k, v in out["best_k_models"].items()}
+    return out
+
+
+class StepBoundaryCheckpoint(OptimizerStepBoundary, FolderCheckpoint):
     """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
     a batch that completed an optimizer step.
 

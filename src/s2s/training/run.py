@@ -34,6 +34,7 @@ from s2s.tracking import mlflow_store as tracking
 from s2s.training import resume
 from s2s.training.callbacks import (
     EpochReport,
+    FolderCheckpoint,
     SaveOnSignal,
     StampCheckpoints,
     StepBoundaryCheckpoint,
@@ -87,7 +88,7 @@ def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name:
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
     t = cfg.train
     # last.ckpt is refreshed every N steps and after every validation; both callbacks write the same file
-    best = ModelCheckpoint(
+    best = FolderCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor="val_bleu",
@@ -114,7 +115,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
     ]
     if t.average_last > 1:
         callbacks.append(
-            ModelCheckpoint(
+            FolderCheckpoint(
                 dirpath=ckpt_dir,
                 filename="epoch{epoch}",
                 monitor="step",
