@@ -14,8 +14,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ModelSummary
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.model_summary import get_formatted_model_size, get_human_readable_count
 
 from s2s.training.resume import CKPT_KEY
 
@@ -189,6 +190,54 @@ class StampCheckpoints(Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[CKPT_KEY] = dict(self.stamp)
+
+
+class ParameterSummary(ModelSummary):
+    """Lightning's model summary without its FLOPs column and total.
+
+    Lightning counts FLOPs only for a module with an ``example_input_array`` (a translation model
+    has none: its inputs are batches of varying shape) and prints ``Total FLOPs: 0`` otherwise,
+    which reads as a broken model. The table goes to the train stage's log, like the epoch lines.
+    """
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int = 0,
+        **summarize_kwargs: Any,
+    ) -> None:
+        train_log.info(
+            "\n%s",
+            parameter_table(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes),
+        )
+
+
+def parameter_table(
+    summary_data: list[tuple[str, list[str]]],
+    total_parameters: int,
+    trainable_parameters: int,
+    model_size: float,
+    total_training_modes: dict[str, int],
+) -> str:
+    """The layers (name, type, parameters, mode) and the totals, as Lightning words them."""
+    columns = [(name, [str(v) for v in values]) for name, values in summary_data if name != "FLOPs"]
+    widths = [max(len(name), *(len(v) for v in values)) for name, values in columns]
+    rows = [[name for name, _ in columns], *zip(*(values for _, values in columns), strict=True)]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    rule = "-" * max(len(line) for line in lines)
+    totals = [
+        (get_human_readable_count(trainable_parameters), "Trainable params"),
+        (get_human_readable_count(total_parameters - trainable_parameters), "Non-trainable params"),
+        (get_human_readable_count(total_parameters), "Total params"),
+        (get_formatted_model_size(model_size), "Total estimated model params size (MB)"),
+        (str(total_training_modes["train"]), "Modules in train mode"),
+        (str(total_training_modes["eval"]), "Modules in eval mode"),
+    ]
+    return "\n".join([lines[0], rule, *lines[1:], rule, *(f"{value:<10} {what}" for value, what in totals)])
 
 
 def _duration(seconds: float) -> str:

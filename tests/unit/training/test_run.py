@@ -88,3 +88,21 @@ def test_progress_bar_follows_the_terminal(tmp_path: Path, monkeypatch: pytest.M
     assert _trainer_kwargs(tmp_path, monkeypatch, "trainer.enable_progress_bar=false")["enable_progress_bar"] is False
 
 
+
+
+def test_the_model_summary_is_the_stages_own_unless_the_user_gives_one_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage's summary (no "Total FLOPs: 0", issue 34 item 14) replaces Lightning's default one;
+    ``+trainer.enable_model_summary=false`` still turns it off, and a user's own summary is kept alone."""
+    from pytorch_lightning.callbacks import ModelSummary
+
+    def summaries(kwargs: dict[str, Any]) -> list[str]:
+        return [type(c).__name__ for c in kwargs["callbacks"] if isinstance(c, ModelSummary)]
+
+    default = _trainer_kwargs(tmp_path, monkeypatch)
+    assert summaries(default) == ["ParameterSummary"] and default["enable_model_summary"] is False
+    assert summaries(_trainer_kwargs(tmp_path, monkeypatch, "+trainer.enable_model_summary=false")) == []
+    own = "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.ModelSummary,max_depth:2}]"
+    user = _trainer_kwargs(tmp_path, monkeypatch, own)
+    assert summaries(user) == ["ModelSummary"] and user.get("enable_model_summary", True) is True
