@@ -115,34 +115,36 @@ class SaveOnSignal(OptimizerStepBoundary):
             log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
 
 
-class FolderCheckpoint(ModelCheckpoint):
-    """A ``ModelCheckpoint`` whose state moves with its folder.
+class MovedFolder(Callback):
+    """Restores every ``ModelCheckpoint``'s state in a checkpoint folder that moved.
 
-    Lightning stores the folder's absolute path in every checkpoint and restores ``best_model_score``,
-    ``best_k_models``, ``kth_value`` and ``last_model_path`` only when that path is today's
-    ``dirpath``; ``best_model_path`` it restores as saved. In a copy of the project (``cp -a``, a
-    tarball, a queue worker) a finished run was then exported again from the old folder's
-    ``best.ckpt`` (or failed where that was gone) with ``val_bleu: None``, and a resumed run took
-    its next validation for the best whatever it scored (issue 34, item 5). Restoring a checkpoint
-    that lies in this callback's folder, its saved paths are read relative to the folder they were
-    saved in. A checkpoint from elsewhere (``train.resume=<path>`` of another folder) is Lightning's
-    case: only its ``best_model_path`` is kept.
+    Lightning stores the folder's absolute path in each ``ModelCheckpoint``'s state and restores
+    ``best_model_score``, ``best_k_models``, ``kth_value`` and ``last_model_path`` only when that
+    path is today's ``dirpath``; ``best_model_path`` it restores as saved. In a copy of the project
+    (``cp -a``, a tarball, a queue worker) a finished run was then exported again from the old
+    folder's ``best.ckpt`` (or failed where that was gone) with ``val_bleu: None``, and a resumed
+    run took its next validation for the best whatever it scored (issue 34, item 5).
+
+    Before the states are loaded (``on_load_checkpoint`` runs for every callback first), the state
+    of each ``ModelCheckpoint`` whose folder holds the checkpoint being restored gets its saved
+    paths moved from the folder they were saved in to today's. A checkpoint from elsewhere
+    (``train.resume=<path>`` of another folder) is Lightning's case. The callbacks and their state
+    keys stay Lightning's, so checkpoints saved before this callback existed restore in full.
     """
 
-    _restoring: str | None = None
-
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        # called before load_state_dict, with the path Trainer.fit restores from
-        self._restoring = None if trainer.ckpt_path is None else str(trainer.ckpt_path)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("dirpath")
-        if saved and self.dirpath and saved != self.dirpath and self._restoring and self._holds(self._restoring):
-            state_dict = moved_state(state_dict, saved, str(self.dirpath))
-        super().load_state_dict(state_dict)
-
-    def _holds(self, path: str) -> bool:
-        return os.path.realpath(os.path.dirname(os.path.abspath(path))) == os.path.realpath(str(self.dirpath))
+        states = checkpoint.get("callbacks") or {}
+        restoring = trainer.ckpt_path
+        if restoring is None:
+            return
+        folder = os.path.realpath(os.path.dirname(os.path.abspath(str(restoring))))
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key) if isinstance(callback, ModelCheckpoint) else None
+            if not isinstance(state, dict) or not callback.dirpath:
+                continue
+            saved, dirpath = state.get("dirpath"), str(callback.dirpath)
+            if saved and saved != dirpath and os.path.realpath(dirpath) == folder:
+                states[callback.state_key] = moved_state(state, saved, dirpath)
 
 
 def moved_state(state: dict[str, Any], saved: str, dirpath: str) -> dict[str, Any]:
@@ -162,7 +164,7 @@ def moved_state(state: dict[str, Any], saved: str, dirpath: str) -> dict[str, An
     return out
 
 
-class StepBoundaryCheckpoint(OptimizerStepBoundary, FolderCheckpoint):
+class StepBoundaryCheckpoint(OptimizerStepBoundary, ModelCheckpoint):
     """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
     a batch that completed an optimizer step.
 

@@ -34,7 +34,7 @@ from s2s.tracking import mlflow_store as tracking
 from s2s.training import resume
 from s2s.training.callbacks import (
     EpochReport,
-    FolderCheckpoint,
+    MovedFolder,
     ParameterSummary,
     SaveOnSignal,
     StampCheckpoints,
@@ -108,7 +108,7 @@ def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name:
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
     t = cfg.train
     # last.ckpt is refreshed every N steps and after every validation; both callbacks write the same file
-    best = FolderCheckpoint(
+    best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor="val_bleu",
@@ -130,12 +130,13 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         periodic,
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
+        MovedFolder(),  # a copied or moved project restores its best score and paths
         EpochReport(),
         dvc_report.TrainingSummary(),
     ]
     if t.average_last > 1:
         callbacks.append(
-            FolderCheckpoint(
+            ModelCheckpoint(
                 dirpath=ckpt_dir,
                 filename="epoch{epoch}",
                 monitor="step",

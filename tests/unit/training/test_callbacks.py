@@ -232,14 +232,15 @@ class ScriptedScore(pl.LightningModule):
         return DataLoader(torch.ones(1, 1), batch_size=1)
 
 
-def fit_scripted(folder: Path, scores: list[float], epochs: int, ckpt_path: Path | None = None):
-    best = callbacks.FolderCheckpoint(
+def fit_scripted(folder: Path, scores: list[float], epochs: int, ckpt_path: Path | None = None, moved: bool = True):
+    """Lightning's own ModelCheckpoint, as the train stage makes it; ``moved``: with :class:`MovedFolder`."""
+    best = ModelCheckpoint(
         dirpath=folder, filename="best", monitor="val_bleu", mode="max", save_top_k=1, save_last=True,
         enable_version_counter=False,
     )
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, logger=False, callbacks=[best], max_epochs=epochs, num_sanity_val_steps=0,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, logger=False, callbacks=[best, *([callbacks.MovedFolder()] if moved else [])],
+        max_epochs=epochs, num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
     )
     trainer.fit(ScriptedScore(scores), ckpt_path=ckpt_path)
     return best
@@ -249,14 +250,16 @@ def fit_scripted(folder: Path, scores: list[float], epochs: int, ckpt_path: Path
 def test_a_moved_checkpoint_folder_keeps_its_best_score_and_paths(tmp_path: Path, finished: bool) -> None:
     """Issue 34, item 5: Lightning restores the best score and best_k_models only in the folder the
     checkpoint was saved in; moved elsewhere, a worse validation after the resume replaced best.ckpt
-    and best_model_path named the old folder's file."""
+    and best_model_path named the old folder's file. The first run is saved without MovedFolder,
+    as before it existed: such checkpoints restore in full too."""
     scores = [5.0, 1.0]  # the second epoch is worse: best.ckpt must stay the first's
-    first = fit_scripted(tmp_path / "old", scores, epochs=2 if finished else 1)
+    first = fit_scripted(tmp_path / "old", scores, epochs=2 if finished else 1, moved=False)
     saved_best = (tmp_path / "old/best.ckpt").read_bytes()
     (tmp_path / "old").rename(tmp_path / "new")  # the old folder is gone
     new = tmp_path / "new"
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*dirpath has changed")
+        warnings.filterwarnings("error", message=".*callbacks used to create the checkpoint")
         best = fit_scripted(new, scores, epochs=2, ckpt_path=new / "last.ckpt")
     assert first.best_model_score == best.best_model_score == 5.0
     assert best.best_model_path == str(new / "best.ckpt")
@@ -268,12 +271,15 @@ def test_a_moved_checkpoint_folder_keeps_its_best_score_and_paths(tmp_path: Path
 def test_a_checkpoint_from_another_folder_is_lightnings_case(tmp_path: Path) -> None:
     """train.resume=<another folder's checkpoint>: its paths are not taken for this folder's files."""
     fit_scripted(tmp_path / "other", [5.0, 1.0], epochs=1)
-    best = callbacks.FolderCheckpoint(dirpath=tmp_path / "here", monitor="val_bleu", mode="max")
-    best._restoring = str(tmp_path / "other/last.ckpt")
-    state = torch.load(tmp_path / "other/last.ckpt", weights_only=True)["callbacks"][best.state_key]
-    with pytest.warns(UserWarning, match="dirpath has changed"):
-        best.load_state_dict(state)
-    assert best.best_model_path == str(tmp_path / "other/best.ckpt") and best.best_model_score is None
+    here = ModelCheckpoint(dirpath=tmp_path / "here", monitor="val_bleu", mode="max")
+    checkpoint = torch.load(tmp_path / "other/last.ckpt", weights_only=True)
+    saved = dict(checkpoint["callbacks"][here.state_key])
+    trainer = SimpleNamespace(ckpt_path=str(tmp_path / "other/last.ckpt"), checkpoint_callbacks=[here])
+    callbacks.MovedFolder().on_load_checkpoint(trainer, None, checkpoint)
+    assert checkpoint["callbacks"][here.state_key] == saved
+    trainer.ckpt_path = str(tmp_path / "here/last.ckpt")  # the same state restored from this folder: moved
+    callbacks.MovedFolder().on_load_checkpoint(trainer, None, checkpoint)
+    assert checkpoint["callbacks"][here.state_key]["best_model_path"] == str(tmp_path / "here/best.ckpt")
 
 
 def test_moved_state_moves_only_the_paths_inside_the_saved_folder() -> None:

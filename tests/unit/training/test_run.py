@@ -106,3 +106,15 @@ def test_the_model_summary_is_the_stages_own_unless_the_user_gives_one_or_none(
     own = "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.ModelSummary,max_depth:2}]"
     user = _trainer_kwargs(tmp_path, monkeypatch, own)
     assert summaries(user) == ["ModelSummary"] and user.get("enable_model_summary", True) is True
+
+
+def test_the_best_checkpoint_keeps_lightnings_state_key(tmp_path: Path) -> None:
+    """Each callback's state is restored by its key, the class name first: a subclass of our own in
+    place of ModelCheckpoint would drop the best score of every checkpoint saved before (Lightning
+    only warns). A moved folder is handled beside it (MovedFolder), not by another class."""
+    from s2s.training.callbacks import MovedFolder
+    from s2s.training.run import make_callbacks
+
+    best, made = make_callbacks(compose_config(["preset=tiny"]), tmp_path, "fp", "sha")
+    assert best.state_key.startswith("ModelCheckpoint{'monitor': 'val_bleu'")
+    assert any(isinstance(c, MovedFolder) for c in made)
