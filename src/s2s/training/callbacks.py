@@ -1,5 +1,5 @@
 """Training callbacks: one console line per epoch, save-and-exit on a signal, step-boundary checkpoints,
-our stamp in every checkpoint."""
+our stamp in every checkpoint, checkpoint state that follows a moved folder, the model summary."""
 
 from __future__ import annotations
 
