@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import HELPERS, ROOT, copy_tiny, run_script
+from conftest import HELPERS, ROOT, SHORT_TRAINING, copy_tiny, run_script, tiny_paths
 
 pytestmark = pytest.mark.slow
 
@@ -253,6 +254,51 @@ def test_a_finished_run_of_the_same_configuration_is_exported_again_without_trai
     assert (tmp_path / "models/model.pt").read_bytes() == model
     assert last.stat().st_mtime_ns == stamp, "nothing trained, nothing saved"
     assert json.loads(summary.read_text())["total_steps"] == total_steps == STEPS
+
+
+def train_in(project: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """``python <repo>/src/train.py`` run inside ``project``, every path relative to it: the same
+    command gives the same arguments in whatever folder the project lies."""
+    env = {**os.environ}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "src/train.py"), *tiny_paths(Path(".")), *overrides],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+# two epochs, each ending with a validation: a best checkpoint and its score
+VALIDATED = [SHORT_TRAINING, "logger=none"]
+
+
+@pytest.mark.parametrize("how", ["copied", "moved"])
+def test_a_finished_run_in_a_moved_project_is_exported_again_byte_for_byte(
+    tiny_data: Path, tmp_path: Path, how: str
+) -> None:
+    """Issue 34, item 5: in a copy of the project (``cp -a``, a tarball, a queue worker) the finished
+    run was exported again with ``val_bleu: None`` (Lightning reloads no ``best_model_score`` from a
+    checkpoint whose dirpath differs) and from the old folder's ``best.ckpt`` while it existed."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_data / "prepared", project / "prepared")
+    train_in(project, *VALIDATED)
+    model = (project / "models/model.pt").read_bytes()
+    assert torch.load(project / "models/model.pt", weights_only=True)["meta"]["val_bleu"] is not None
+
+    elsewhere = tmp_path / "elsewhere"
+    subprocess.run(["cp", "-a", str(project), str(elsewhere)], check=True)
+    if how == "moved":  # a tarball unpacked elsewhere: nothing is left at the old paths
+        shutil.rmtree(project)
+    (elsewhere / "models/model.pt").unlink()
+    result = train_in(elsewhere, *VALIDATED)
+    assert "exported again without training" in result.stdout + result.stderr
+    assert "dirpath has changed" not in result.stdout + result.stderr
+    meta = torch.load(elsewhere / "models/model.pt", weights_only=True)["meta"]
+    assert meta["val_bleu"] is not None and meta["best_checkpoint_val_bleu"] is not None
+    assert (elsewhere / "models/model.pt").read_bytes() == model
+    if how == "copied":  # the old folder's files were neither read nor written
+        assert (project / "models/model.pt").read_bytes() == model
 
 
 def test_a_finished_run_over_changed_data_trains_afresh_keeping_the_old_run(tiny_data: Path, tmp_path: Path) -> None:

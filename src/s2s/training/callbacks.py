@@ -1,20 +1,22 @@
 """Training callbacks: one console line per epoch, save-and-exit on a signal, step-boundary checkpoints,
-our stamp in every checkpoint."""
+our stamp in every checkpoint, checkpoint state that follows a moved folder, the model summary."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ModelSummary
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.model_summary import get_formatted_model_size, get_human_readable_count
 
 from s2s.training.resume import CKPT_KEY
 
@@ -113,6 +115,55 @@ class SaveOnSignal(OptimizerStepBoundary):
             log.warning("interrupted by SIGTERM at step %d: saved %s; rerun to resume", trainer.global_step, self.path)
 
 
+class MovedFolder(Callback):
+    """Restores every ``ModelCheckpoint``'s state in a checkpoint folder that moved.
+
+    Lightning stores the folder's absolute path in each ``ModelCheckpoint``'s state and restores
+    ``best_model_score``, ``best_k_models``, ``kth_value`` and ``last_model_path`` only when that
+    path is today's ``dirpath``; ``best_model_path`` it restores as saved. In a copy of the project
+    (``cp -a``, a tarball, a queue worker) a finished run was then exported again from the old
+    folder's ``best.ckpt`` (or failed where that was gone) with ``val_bleu: None``, and a resumed
+    run took its next validation for the best whatever it scored (issue 34, item 5).
+
+    Before the states are loaded (``on_load_checkpoint`` runs for every callback first), the state
+    of each ``ModelCheckpoint`` whose folder holds the checkpoint being restored gets its saved
+    paths moved from the folder they were saved in to today's. A checkpoint from elsewhere
+    (``train.resume=<path>`` of another folder) is Lightning's case. The callbacks and their state
+    keys stay Lightning's, so checkpoints saved before this callback existed restore in full.
+    """
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get("callbacks") or {}
+        restoring = trainer.ckpt_path
+        if restoring is None:
+            return
+        folder = os.path.realpath(os.path.dirname(os.path.abspath(str(restoring))))
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key) if isinstance(callback, ModelCheckpoint) else None
+            if not isinstance(state, dict) or not callback.dirpath:
+                continue
+            saved, dirpath = state.get("dirpath"), str(callback.dirpath)
+            if saved and saved != dirpath and os.path.realpath(dirpath) == folder:
+                states[callback.state_key] = moved_state(state, saved, dirpath)
+
+
+def moved_state(state: dict[str, Any], saved: str, dirpath: str) -> dict[str, Any]:
+    """A ``ModelCheckpoint`` state saved in folder ``saved``, its paths in ``saved`` moved to ``dirpath``."""
+
+    def moved(path: Any) -> Any:
+        if not isinstance(path, str) or not path or not PurePath(path).is_relative_to(saved):
+            return path
+        return str(Path(dirpath) / PurePath(path).relative_to(saved))
+
+    out = {**state, "dirpath": dirpath}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in out:
+            out[key] = moved(out[key])
+    if isinstance(out.get("best_k_models"), dict):
+        out["best_k_models"] = {moved(k): v for k, v in out["best_k_models"].items()}
+    return out
+
+
 class StepBoundaryCheckpoint(OptimizerStepBoundary, ModelCheckpoint):
     """A ``ModelCheckpoint`` whose step-based saves (``every_n_train_steps``) happen only at the end of
     a batch that completed an optimizer step.
@@ -141,6 +192,54 @@ class StampCheckpoints(Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[CKPT_KEY] = dict(self.stamp)
+
+
+class ParameterSummary(ModelSummary):
+    """Lightning's model summary without its FLOPs column and total.
+
+    Lightning counts FLOPs only for a module with an ``example_input_array`` (a translation model
+    has none: its inputs are batches of varying shape) and prints ``Total FLOPs: 0`` otherwise,
+    which reads as a broken model. The table goes to the train stage's log, like the epoch lines.
+    """
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int = 0,
+        **summarize_kwargs: Any,
+    ) -> None:
+        train_log.info(
+            "\n%s",
+            parameter_table(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes),
+        )
+
+
+def parameter_table(
+    summary_data: list[tuple[str, list[str]]],
+    total_parameters: int,
+    trainable_parameters: int,
+    model_size: float,
+    total_training_modes: dict[str, int],
+) -> str:
+    """The layers (name, type, parameters, mode) and the totals, as Lightning words them."""
+    columns = [(name, [str(v) for v in values]) for name, values in summary_data if name != "FLOPs"]
+    widths = [max(len(name), *(len(v) for v in values)) for name, values in columns]
+    rows = [[name for name, _ in columns], *zip(*(values for _, values in columns), strict=True)]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    rule = "-" * max(len(line) for line in lines)
+    totals = [
+        (get_human_readable_count(trainable_parameters), "Trainable params"),
+        (get_human_readable_count(total_parameters - trainable_parameters), "Non-trainable params"),
+        (get_human_readable_count(total_parameters), "Total params"),
+        (get_formatted_model_size(model_size), "Total estimated model params size (MB)"),
+        (str(total_training_modes["train"]), "Modules in train mode"),
+        (str(total_training_modes["eval"]), "Modules in eval mode"),
+    ]
+    return "\n".join([lines[0], rule, *lines[1:], rule, *(f"{value:<10} {what}" for value, what in totals)])
 
 
 def _duration(seconds: float) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, ModelSummary
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2s.common import numerics
@@ -33,6 +33,8 @@ from s2s.tracking import lineage, mlflow_logger, runs, store
 from s2s.training import resume
 from s2s.training.callbacks import (
     EpochReport,
+    MovedFolder,
+    ParameterSummary,
     SaveOnSignal,
     StampCheckpoints,
     StepBoundaryCheckpoint,
@@ -47,6 +49,20 @@ from s2s.training.task import TranslationTask
 log = logging.getLogger(__name__)
 # Lightning 2.6's own pytree helper calls an API torch 2.13 deprecated: nothing a user can act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# the folder always holds the stage's own stamp and lock, and the resume policy (s2s.training.resume)
+# decides, and says, what becomes of checkpoints found there: Lightning's warning is no news
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty\.$")
+
+
+class _NoCloudTips(logging.Filter):
+    """Drops Lightning's advertisements (``💡 Tip: For seamless cloud logging ...``, ``... cloud
+    uploads ...``): this project tracks with MLflow and DVC."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip: For seamless cloud")
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoCloudTips())
 
 
 def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any], **defaults: Any) -> dict[str, Any]:
@@ -71,6 +87,11 @@ def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any
     }
     if kwargs.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
+    if kwargs.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in kwargs["callbacks"]):
+        # the summary without Lightning's "Total FLOPs: 0"; Lightning then adds none of its own (and
+        # says nothing about it); a user's own summary callback is left as it is
+        kwargs["callbacks"].append(ParameterSummary())
+        kwargs["enable_model_summary"] = False
     return kwargs
 
 
@@ -108,6 +129,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         periodic,
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
+        MovedFolder(),  # a copied or moved project restores its best score and paths
         EpochReport(),
         dvc_report.TrainingSummary(),
     ]

@@ -88,3 +88,33 @@ def test_progress_bar_follows_the_terminal(tmp_path: Path, monkeypatch: pytest.M
     assert _trainer_kwargs(tmp_path, monkeypatch, "trainer.enable_progress_bar=false")["enable_progress_bar"] is False
 
 
+
+
+def test_the_model_summary_is_the_stages_own_unless_the_user_gives_one_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage's summary (no "Total FLOPs: 0", issue 34 item 14) replaces Lightning's default one;
+    ``+trainer.enable_model_summary=false`` still turns it off, and a user's own summary is kept alone."""
+    from pytorch_lightning.callbacks import ModelSummary
+
+    def summaries(kwargs: dict[str, Any]) -> list[str]:
+        return [type(c).__name__ for c in kwargs["callbacks"] if isinstance(c, ModelSummary)]
+
+    default = _trainer_kwargs(tmp_path, monkeypatch)
+    assert summaries(default) == ["ParameterSummary"] and default["enable_model_summary"] is False
+    assert summaries(_trainer_kwargs(tmp_path, monkeypatch, "+trainer.enable_model_summary=false")) == []
+    own = "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.ModelSummary,max_depth:2}]"
+    user = _trainer_kwargs(tmp_path, monkeypatch, own)
+    assert summaries(user) == ["ModelSummary"] and user.get("enable_model_summary", True) is True
+
+
+def test_the_best_checkpoint_keeps_lightnings_state_key(tmp_path: Path) -> None:
+    """Each callback's state is restored by its key, the class name first: a subclass of our own in
+    place of ModelCheckpoint would drop the best score of every checkpoint saved before (Lightning
+    only warns). A moved folder is handled beside it (MovedFolder), not by another class."""
+    from s2s.training.callbacks import MovedFolder
+    from s2s.training.run import make_callbacks
+
+    best, made = make_callbacks(compose_config(["preset=tiny"]), tmp_path, "fp", "sha")
+    assert best.state_key.startswith("ModelCheckpoint{'monitor': 'val_bleu'")
+    assert any(isinstance(c, MovedFolder) for c in made)
