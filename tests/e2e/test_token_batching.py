@@ -41,13 +41,9 @@ def test_every_epoch_is_validated_with_token_batches(trained: Path) -> None:
     assert steps == [per_epoch * (e + 1) for e in range(EPOCHS)], "every epoch must have the same batches"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (found 2026-12-06, not yet fixed): last.ckpt is not refreshed by the last validation "
-    "when val_bleu did not improve (here it holds step 550, the last periodic save, not 554); a resume then "
-    "replays those steps, exactly but needlessly. Strict: the fix makes this test pass and the xfail must go",
-)
 def test_last_checkpoint_is_the_last_step(trained: Path) -> None:
+    """last.ckpt is refreshed by every validation, also one that did not improve val_bleu (it held
+    the last periodic save before: step 550 of 554, and a resume replayed those steps)."""
     per_epoch = validation_steps(trained)[0]
     last = torch.load(trained / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == EPOCHS * per_epoch

@@ -1,5 +1,6 @@
 """Training callbacks: one console line per epoch, save-and-exit on a signal, step-boundary checkpoints,
-our stamp in every checkpoint, checkpoint state that follows a moved folder, the model summary."""
+``last.ckpt`` after every validation, our stamp in every checkpoint, checkpoint state that follows a moved
+folder, the model summary."""
 
 from __future__ import annotations
 
@@ -54,6 +55,20 @@ class OptimizerStepBoundary(Callback):
         return trainer.global_step != self._step_at_batch_start
 
 
+def validation_follows(trainer: pl.Trainer) -> bool:
+    """The batch that just ended is its epoch's last, and a validation follows it.
+
+    A checkpoint written there (before the validation) resumes wrongly: Lightning restarts the
+    next epoch without counting it as started, so a checkpoint saved during that epoch is later
+    taken for one of a finished epoch, and its resume replays the epoch's first batches (measured:
+    a SIGTERM at the tiny preset's last batch of epoch 1, resume, a SIGTERM 2 steps later, resume:
+    2 extra steps and other weights). :class:`LastCheckpoint` saves right after that validation.
+    """
+    every = trainer.check_val_every_n_epoch
+    validates = sum(trainer.num_val_batches) > 0 and (not every or (trainer.current_epoch + 1) % every == 0)
+    return bool(trainer.is_last_batch and validates)
+
+
 class SaveOnSignal(OptimizerStepBoundary):
     """On SIGTERM, SIGUSR1 (a preempted SLURM job's warning) or SIGINT (Ctrl-C) save ``last.ckpt`` and
     stop with exit code 128 + the signal number (143, 138, 130).
@@ -75,6 +90,7 @@ class SaveOnSignal(OptimizerStepBoundary):
         self.path = ckpt_dir / "last.ckpt"
         self.received: int | None = None
         self._saved = False
+        self._stop_at_epoch_end = 0  # a signal acted on after the epoch's validation
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
@@ -106,7 +122,27 @@ class SaveOnSignal(OptimizerStepBoundary):
             signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
         # the same global step on every rank, so every rank takes the same decision
         if signum and self.stepped(trainer):
-            self._save_and_stop(trainer, signum)
+            if validation_follows(trainer):
+                # LastCheckpoint saves after the validation; stop at the epoch's end
+                self._stop_at_epoch_end = signum
+            else:
+                self._save_and_stop(trainer, signum)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        signum, self._stop_at_epoch_end = self._stop_at_epoch_end, 0
+        if not signum:
+            return
+        if trainer.should_stop:  # early stopping ended training at this validation anyway
+            log.warning("%s received at the last step: training has finished", signal.Signals(signum).name)
+            return
+        self._saved = True  # by LastCheckpoint, after this epoch's validation
+        log.warning(
+            "interrupted by %s at step %d: saved %s after the validation; rerun the same command to resume",
+            signal.Signals(signum).name,
+            trainer.global_step,
+            self.path,
+        )
+        raise TrainingInterrupted(signum)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and not self._saved:
@@ -176,8 +212,50 @@ class StepBoundaryCheckpoint(OptimizerStepBoundary, ModelCheckpoint):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.stepped(trainer):
+        # at an epoch's last batch, LastCheckpoint saves after the validation instead (see validation_follows)
+        if self.stepped(trainer) and not validation_follows(trainer):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` after every validation, whether or not it improved ``val_bleu``, and at the end
+    of training.
+
+    Lightning's monitored checkpoint refreshes ``last.ckpt`` (``save_last``) only when it saved a
+    top-k checkpoint at that step, so after a validation that did not improve, ``last.ckpt`` held
+    the last periodic save and a resume replayed up to ``train.save_every_n_steps`` steps. This
+    callback saves the newest state under that name at each validation, after the best
+    checkpoint's own save (it comes after it in the callback list), so its state holds the updated
+    best score.
+
+    Both save at the end of validation (``save_on_train_epoch_end=False``), not in
+    ``on_train_epoch_end``: a checkpoint written there holds the epoch as processed but not
+    completed, and with a step budget (``trainer.max_steps``) Lightning's resume from it counted
+    the epoch twice. The sampler then drew the next epoch's batches one epoch early and
+    ``max_epochs`` came an epoch early (the tiny preset killed at its first epoch's end, then
+    resumed: other weights, step 50 instead of 57). A run whose step budget ends mid-epoch has no
+    validation at its last step; ``on_train_end`` saves that last state.
+    """
+
+    def __init__(self, dirpath: Path):
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
+        )
+        self._saved_step = -1  # the global step of the latest checkpoint of any callback
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # every save at a step also writes last.ckpt (periodic, signal) or follows this callback's
+        # own save at a validation (best.ckpt), so a save at this step means last.ckpt is current
+        self._saved_step = trainer.global_step
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step != self._saved_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
 
 
 class StampCheckpoints(Callback):

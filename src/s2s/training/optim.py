@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 SCHEDULES = ("constant", "plateau", "inverse_sqrt", "cosine")
@@ -67,24 +68,36 @@ def lr_at(step: int, cfg: Mapping[str, Any], total_steps: int = 1) -> float:
     return cfg["lr"] * lr_factor(step, cfg, total_steps)
 
 
+def make_plateau(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any]) -> ReduceLROnPlateau:
+    """The plateau schedule: halve (``factor``) the rate after ``patience`` validations without a
+    BLEU gain.
+
+    The training task steps it itself at the end of each epoch's validation, before the checkpoints
+    of that validation are written (:class:`s2s.training.task.TranslationTask`), not Lightning: its
+    ``interval: epoch`` step comes after the epoch-end checkpoints, and a run resumed from one of
+    them skips it (Lightning does not step an epoch scheduler while restarting, and has no metric
+    to step it with), so the resumed run's rate differed from an uninterrupted run's.
+    """
+    return ReduceLROnPlateau(
+        optimizer,
+        mode="max",
+        factor=cfg.get("factor", 0.5),
+        patience=cfg.get("patience", 1),
+        min_lr=cfg.get("min_lr", 1e-5),
+    )
+
+
 def configure_optimizers(
     params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any], total_steps: Callable[[], int]
 ) -> dict[str, Any]:
-    """Lightning's optimiser/scheduler dict; ``total_steps()`` is called only for the cosine schedule."""
+    """Lightning's optimiser/scheduler dict; ``total_steps()`` is called only for the cosine schedule.
+
+    The plateau schedule is not in it: the task steps it (:func:`make_plateau`).
+    """
     optimizer = make_optimizer(params, cfg)
     schedule = cfg.get("scheduler", "constant")
     if schedule == "plateau":
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="max",
-            factor=cfg.get("factor", 0.5),
-            patience=cfg.get("patience", 1),
-            min_lr=cfg.get("min_lr", 1e-5),
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": plateau, "monitor": "val_bleu", "interval": "epoch"},
-        }
+        return {"optimizer": optimizer}
     total = total_steps() if schedule == "cosine" else 1
 
     def factor(step: int) -> float:

@@ -33,6 +33,7 @@ from s2s.tracking import lineage, mlflow_logger, runs, store
 from s2s.training import resume
 from s2s.training.callbacks import (
     EpochReport,
+    LastCheckpoint,
     MovedFolder,
     ParameterSummary,
     SaveOnSignal,
@@ -106,15 +107,15 @@ def make_logger(cfg: DictConfig, run_id: str | None, tags: dict[str, str], name:
 
 def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tuple[ModelCheckpoint, list[Callback]]:
     t = cfg.train
-    # last.ckpt is refreshed every N steps and after every validation; both callbacks write the same file
+    # last.ckpt is refreshed every N steps (periodic) and after every validation (LastCheckpoint)
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor="val_bleu",
         mode="max",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
+        save_on_train_epoch_end=False,
     )
     periodic = StepBoundaryCheckpoint(
         dirpath=ckpt_dir,
@@ -126,6 +127,7 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
     )
     callbacks: list[Callback] = [
         best,
+        LastCheckpoint(ckpt_dir),  # after best: its save holds the updated best score
         periodic,
         SaveOnSignal(ckpt_dir),
         StampCheckpoints(fp, spm_sha),
@@ -142,11 +144,19 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
                 mode="max",
                 save_top_k=t.average_last,
                 every_n_epochs=1,
+                save_on_train_epoch_end=False,  # as LastCheckpoint: a resume from an epoch's end is exact
             )
         )
     if t.early_stopping_patience:
         callbacks.append(
-            EarlyStopping(monitor="val_bleu", mode="max", patience=t.early_stopping_patience, strict=False)
+            EarlyStopping(
+                monitor="val_bleu",
+                mode="max",
+                patience=t.early_stopping_patience,
+                strict=False,
+                # at the validation's end, before its checkpoints: they hold the updated patience
+                check_on_train_epoch_end=False,
+            )
         )
     return best, callbacks
 

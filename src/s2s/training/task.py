@@ -22,8 +22,11 @@ from s2s.evaluation.metrics import score_corpus
 from s2s.inference.search import greedy_search
 from s2s.models.build import build_model
 from s2s.tokens import BOS_ID, PAD_ID
-from s2s.training.optim import configure_optimizers, plateau_warmup_lr
+from s2s.training.optim import configure_optimizers, make_plateau, plateau_warmup_lr
 from s2s.training.rng import gather_rng_states, restore_rank_states
+
+#: the checkpoint key of the plateau schedule's state (the task steps it, not Lightning)
+PLATEAU_KEY = "s2s_plateau_schedule"
 
 #: ids that are never a target token: label smoothing gives them no probability
 NEVER_TARGETS = (PAD_ID, BOS_ID)
@@ -58,6 +61,8 @@ class TranslationTask(pl.LightningModule):
         self._window_tokens = 0  # target tokens of this rank since the last optimizer step
         self._window_start: float | None = None
         self._rng_to_restore: dict[str, Any] | None = None
+        self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._plateau_to_restore: dict[str, Any] | None = None
 
     # ---- training -------------------------------------------------------------------------
     def loss_sum(self, batch: Batch, smoothing: float) -> torch.Tensor:
@@ -133,9 +138,15 @@ class TranslationTask(pl.LightningModule):
         but only rank 0 writes the file, so the states are gathered here, indexed by global rank.
         """
         checkpoint["rng_states"] = gather_rng_states(self.device, self.trainer.world_size)
+        if self._plateau is not None:
+            checkpoint[PLATEAU_KEY] = self._plateau.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_to_restore = checkpoint.get("rng_states")
+        # Lightning restores the checkpoint before it calls configure_optimizers; a checkpoint of
+        # the code before the task stepped the schedule holds it among Lightning's schedulers
+        lightning_plateau = [s for s in checkpoint.get("lr_schedulers", []) if "num_bad_epochs" in s]
+        self._plateau_to_restore = checkpoint.get(PLATEAU_KEY) or next(iter(lightning_plateau), None)
 
     def on_train_start(self) -> None:
         saved, self._rng_to_restore = self._rng_to_restore, None
@@ -174,6 +185,10 @@ class TranslationTask(pl.LightningModule):
             self.last_validation = {"val_loss": val_loss, "val_bleu": bleu, "hypotheses": hyps, "indices": indices}
         bleu = self.trainer.strategy.broadcast(bleu, src=0)
         self._log_validation(val_loss, bleu)
+        if self._plateau is not None and self.trainer.is_last_batch:
+            # once an epoch, at its end (as Lightning's ``interval: epoch``), before the checkpoints
+            # of this validation are written: a run resumed from them has the stepped schedule
+            self._plateau.step(bleu)
 
     def _log_validation(self, val_loss: float, bleu: float) -> None:
         # already identical on every rank (reduced / broadcast above): the max over ranks leaves each
@@ -220,7 +235,13 @@ class TranslationTask(pl.LightningModule):
         return max(1, int(total))
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.optim_cfg, self._schedule_length)
+        config = configure_optimizers(self.parameters(), self.optim_cfg, self._schedule_length)
+        if self.optim_cfg.get("scheduler") == "plateau":
+            self._plateau = make_plateau(config["optimizer"], self.optim_cfg)
+            saved, self._plateau_to_restore = self._plateau_to_restore, None
+            if saved is not None:
+                self._plateau.load_state_dict(saved)
+        return config
 
 
 def gather_in_order(

@@ -32,6 +32,9 @@ class FakeTrainer:
     """What the callback uses of a Trainer: one rank, a step count, save_checkpoint recorded."""
 
     world_size, global_step = 1, 42
+    # an epoch of several batches, validated at its end; a test sets is_last_batch at its last one
+    current_epoch, check_val_every_n_epoch, num_val_batches = 0, 1, [3]
+    is_last_batch, should_stop = False, False
 
     def __init__(self) -> None:
         self.saved: list[Path] = []
@@ -79,6 +82,49 @@ def test_a_signal_saves_last_ckpt_at_the_next_optimizer_step_and_stops(tmp_path:
     # Lightning's own SIGTERM path afterwards does not save a second time
     callback.on_exception(trainer, module, SIGTERMException())
     assert trainer.saved == [tmp_path / "last.ckpt"]
+
+
+def test_a_signal_at_an_epochs_last_batch_stops_after_its_validation(tmp_path: Path, handlers) -> None:
+    """A checkpoint written at an epoch's last batch, before its validation, resumes into an epoch
+    Lightning does not count as started (later resumes replayed batches): the signal is acted on
+    at the epoch's end instead, after the validation, whose checkpoint LastCheckpoint writes."""
+    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
+    module = SimpleNamespace(device="cpu")
+    callback.on_train_start(trainer, module)
+    callback.on_train_batch_start(trainer, module, None, 7)
+    os.kill(os.getpid(), signal.SIGTERM)
+    trainer.global_step += 1
+    trainer.is_last_batch = True
+    callback.on_train_batch_end(trainer, module, None, None, 7)  # no stop, no save here
+    assert trainer.saved == []
+    with pytest.raises(TrainingInterrupted) as stop:
+        callback.on_train_epoch_end(trainer, module)  # after the validation and its checkpoints
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert trainer.saved == []  # LastCheckpoint saved at the validation's end
+    # with no validation after the batch (check_val_every_n_epoch=2) it saves and stops at once
+    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
+    trainer.check_val_every_n_epoch, trainer.is_last_batch = 2, True
+    callback.on_train_start(trainer, module)
+    callback.on_train_batch_start(trainer, module, None, 7)
+    os.kill(os.getpid(), signal.SIGTERM)
+    trainer.global_step += 1
+    with pytest.raises(TrainingInterrupted):
+        callback.on_train_batch_end(trainer, module, None, None, 7)
+    assert trainer.saved == [tmp_path / "last.ckpt"]
+
+
+def test_a_signal_at_the_last_step_of_an_early_stopped_run_lets_it_finish(tmp_path: Path, handlers) -> None:
+    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
+    module = SimpleNamespace(device="cpu")
+    callback.on_train_start(trainer, module)
+    callback.on_train_batch_start(trainer, module, None, 7)
+    os.kill(os.getpid(), signal.SIGTERM)
+    trainer.global_step += 1
+    trainer.is_last_batch = True
+    callback.on_train_batch_end(trainer, module, None, None, 7)
+    trainer.should_stop = True  # early stopping at this validation: training ends anyway
+    callback.on_train_epoch_end(trainer, module)
+    assert trainer.saved == []
 
 
 def test_lightnings_sigterm_exception_saves_once(tmp_path: Path) -> None:

@@ -48,7 +48,12 @@ def observe_task(name: str) -> dict[str, Any]:
     task = make_task(optim=optim_config(name))
     task._trainer = fake_trainer()
     conf = task.configure_optimizers()
-    optimizer, sched = conf["optimizer"], conf["lr_scheduler"]
+    optimizer = conf["optimizer"]
+    if "lr_scheduler" in conf:
+        sched = conf["lr_scheduler"]
+    else:  # the plateau schedule: the task steps it once an epoch, on val_bleu, itself
+        assert task._plateau is not None and task._plateau.optimizer is optimizer
+        sched = {"scheduler": task._plateau, "interval": "epoch", "monitor": "val_bleu"}
     group = optimizer.param_groups[0]
     out: dict[str, Any] = {
         "optimizer": type(optimizer).__name__,
