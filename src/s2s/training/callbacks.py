@@ -101,10 +101,12 @@ class SaveOnSignal(OptimizerStepBoundary):
             for sig in self.SIGNALS:
                 signal.signal(sig, self._handler)
 
-    def _save_and_stop(self, trainer: pl.Trainer, signum: int) -> None:
+    def _save_and_stop(self, trainer: pl.Trainer, signum: int, save: bool = True) -> None:
+        """Save ``last.ckpt`` (unless ``save`` is False: it was just written) and stop."""
         if not self._saved:
             self._saved = True
-            trainer.save_checkpoint(self.path)
+            if save:
+                trainer.save_checkpoint(self.path)
             log.warning(
                 "interrupted by %s at step %d: saved %s; rerun the same command to resume",
                 signal.Signals(signum).name,
@@ -135,14 +137,7 @@ class SaveOnSignal(OptimizerStepBoundary):
         if trainer.should_stop:  # early stopping ended training at this validation anyway
             log.warning("%s received at the last step: training has finished", signal.Signals(signum).name)
             return
-        self._saved = True  # by LastCheckpoint, after this epoch's validation
-        log.warning(
-            "interrupted by %s at step %d: saved %s after the validation; rerun the same command to resume",
-            signal.Signals(signum).name,
-            trainer.global_step,
-            self.path,
-        )
-        raise TrainingInterrupted(signum)
+        self._save_and_stop(trainer, signum, save=False)  # LastCheckpoint saved after the validation
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and not self._saved:

@@ -84,10 +84,8 @@ def test_a_signal_saves_last_ckpt_at_the_next_optimizer_step_and_stops(tmp_path:
     assert trainer.saved == [tmp_path / "last.ckpt"]
 
 
-def test_a_signal_at_an_epochs_last_batch_stops_after_its_validation(tmp_path: Path, handlers) -> None:
-    """A checkpoint written at an epoch's last batch, before its validation, resumes into an epoch
-    Lightning does not count as started (later resumes replayed batches): the signal is acted on
-    at the epoch's end instead, after the validation, whose checkpoint LastCheckpoint writes."""
+def signalled_at_last_batch(tmp_path: Path) -> tuple[SaveOnSignal, FakeTrainer, SimpleNamespace]:
+    """A SIGTERM during an epoch's last batch, the batch ended (its validation follows)."""
     callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
     module = SimpleNamespace(device="cpu")
     callback.on_train_start(trainer, module)
@@ -95,7 +93,15 @@ def test_a_signal_at_an_epochs_last_batch_stops_after_its_validation(tmp_path: P
     os.kill(os.getpid(), signal.SIGTERM)
     trainer.global_step += 1
     trainer.is_last_batch = True
-    callback.on_train_batch_end(trainer, module, None, None, 7)  # no stop, no save here
+    callback.on_train_batch_end(trainer, module, None, None, 7)
+    return callback, trainer, module
+
+
+def test_a_signal_at_an_epochs_last_batch_stops_after_its_validation(tmp_path: Path, handlers) -> None:
+    """A checkpoint written at an epoch's last batch, before its validation, resumes into an epoch
+    Lightning does not count as started (later resumes replayed batches): the signal is acted on
+    at the epoch's end instead, after the validation, whose checkpoint LastCheckpoint writes."""
+    callback, trainer, module = signalled_at_last_batch(tmp_path)  # no stop, no save there
     assert trainer.saved == []
     with pytest.raises(TrainingInterrupted) as stop:
         callback.on_train_epoch_end(trainer, module)  # after the validation and its checkpoints
@@ -114,14 +120,7 @@ def test_a_signal_at_an_epochs_last_batch_stops_after_its_validation(tmp_path: P
 
 
 def test_a_signal_at_the_last_step_of_an_early_stopped_run_lets_it_finish(tmp_path: Path, handlers) -> None:
-    callback, trainer = SaveOnSignal(tmp_path), FakeTrainer()
-    module = SimpleNamespace(device="cpu")
-    callback.on_train_start(trainer, module)
-    callback.on_train_batch_start(trainer, module, None, 7)
-    os.kill(os.getpid(), signal.SIGTERM)
-    trainer.global_step += 1
-    trainer.is_last_batch = True
-    callback.on_train_batch_end(trainer, module, None, None, 7)
+    callback, trainer, module = signalled_at_last_batch(tmp_path)
     trainer.should_stop = True  # early stopping at this validation: training ends anyway
     callback.on_train_epoch_end(trainer, module)
     assert trainer.saved == []
