@@ -12,16 +12,8 @@ from s2s.inference.search import SearchOptions, beam_search, decode, greedy_sear
 from s2s.tokens import BOS_ID, EOS_ID
 
 from conftest import MODEL_CONFIGS
+from helpers.threads import one_thread  # noqa: F401 (autouse: one torch thread)
 from helpers.tiny_models import make_batch, make_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is fastest and suffers least from a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def lp(length: int, alpha: float) -> float:

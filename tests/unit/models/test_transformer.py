@@ -23,16 +23,8 @@ from s2s.models.transformer_decoder import TransformerState
 from s2s.training.task import token_loss_sum
 
 from conftest import compose_config, small_model_config
+from helpers.threads import one_thread  # noqa: F401 (autouse: one torch thread)
 from helpers.tiny_models import make_batch, make_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # --- cached decoding against recomputing the whole prefix ----------------------------------------
 
