@@ -1,7 +1,8 @@
 """The train stage's core: assemble data, task, callbacks and trainer; decide resume; train; export.
 
 Each concern lives in its own module: the resume policy in :mod:`s2s.training.resume`, the folder lock in
-:mod:`s2s.training.run_lock`, callbacks in :mod:`s2s.training.callbacks`, export in :mod:`s2s.training.export`.
+:mod:`s2s.training.run_lock`, callbacks in :mod:`s2s.training.checkpoints`, :mod:`s2s.training.signals` and
+:mod:`s2s.training.console`, export in :mod:`s2s.training.export`.
 """
 
 from __future__ import annotations
@@ -31,20 +32,13 @@ from s2s.models.model_file import check_state_dict
 from s2s.tracking import dvclive as dvc_report
 from s2s.tracking import lineage, mlflow_logger, runs, store
 from s2s.training import resume
-from s2s.training.callbacks import (
-    EpochReport,
-    LastCheckpoint,
-    MovedFolder,
-    ParameterSummary,
-    SaveOnSignal,
-    StampCheckpoints,
-    StepBoundaryCheckpoint,
-    TrainingInterrupted,
-)
 from s2s.training.checkpoint_files import load_init_weights
+from s2s.training.checkpoints import LastCheckpoint, MovedFolder, StampCheckpoints, StepBoundaryCheckpoint
+from s2s.training.console import EpochReport, ParameterSummary
 from s2s.training.export import export
 from s2s.training.lightning_checkpoint_io import AtomicCheckpointIO
 from s2s.training.run_lock import CheckpointLock
+from s2s.training.signals import SaveOnSignal, TrainingInterrupted
 from s2s.training.task import TranslationTask
 
 log = logging.getLogger(__name__)
@@ -73,7 +67,7 @@ def trainer_kwargs(cfg: DictConfig, callbacks: list[Callback], plugins: list[Any
     never collides with a keyword of ours); Hydra ``_target_`` entries are instantiated, and the
     user's callbacks and plugins are added to the stage's own, which training needs.
     ``trainer.enable_progress_bar: null`` means Lightning's bar when stderr is a terminal (else
-    the one line per epoch of :class:`s2s.training.callbacks.EpochReport` is the console output).
+    the one line per epoch of :class:`s2s.training.console.EpochReport` is the console output).
     """
     from hydra.utils import instantiate
 

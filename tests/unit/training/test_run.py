@@ -112,7 +112,7 @@ def test_the_best_checkpoint_keeps_lightnings_state_key(tmp_path: Path) -> None:
     """Each callback's state is restored by its key, the class name first: a subclass of our own in
     place of ModelCheckpoint would drop the best score of every checkpoint saved before (Lightning
     only warns). A moved folder is handled beside it (MovedFolder), not by another class."""
-    from s2s.training.callbacks import MovedFolder
+    from s2s.training.checkpoints import MovedFolder
     from s2s.training.run import make_callbacks
 
     best, made = make_callbacks(compose_config(["preset=tiny"]), tmp_path, "fp", "sha")
