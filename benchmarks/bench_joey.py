@@ -305,7 +305,8 @@ def summarize(rounds: list[dict], variants: list[str]) -> dict:
 def print_table(report: dict) -> None:
     summary, variants = report["summary"], report["ours_variants"]
     joey = summary["joey 32-true"]
-    head = f"training {report['model']}, target tokens/s ({report['threads']} threads, batch 64)"
+    threads = f"{report['threads']} thread" + ("s" if report["threads"] != 1 else "")
+    head = f"training {report['model']}, target tokens/s ({threads}, batch 64)"
     print(f"{head:<52}{'ours':>12}{'Joey 2.3.0':>14}{'ours/Joey':>11}")
     for variant in variants:
         ours = summary[f"ours {variant}"]
@@ -327,6 +328,11 @@ def print_table(report: dict) -> None:
     print(f"{report['cpu']}; load average at the start (1, 5, 15 min): {load}")
 
 
+def project_path(path: Path) -> str:
+    """``path`` relative to the project root when inside it (a report names no checkout), else as is."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def measure(args: argparse.Namespace) -> dict:
     """The alternating rounds; each job alone, in the order Joey fp32, then each of --ours."""
     rounds: list[dict] = []
@@ -346,7 +352,7 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "model": args.model,
         "ours_model": OUR_MODELS[args.model],
-        "joey_config": str(joey_yaml(args.peer, args.model)),
+        "joey_config": project_path(joey_yaml(args.peer, args.model)),
         "ours_variants": args.ours,
         "threads": args.threads,
         "batch_sentences": 64,
