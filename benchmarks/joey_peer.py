@@ -1,5 +1,6 @@
-"""The Joey NMT 2.3.0 peer as the side-by-side benchmarks run it: where it lives, its YAML, what
-it needs installed, and the thread settings of a child process (bench_joey.py, bench_joey_decode.py)."""
+"""The Joey NMT 2.3.0 peer as the side-by-side benchmarks run it: where it lives, its YAMLs (the
+peer's RNN; our Transformer recipe in Joey's terms, checked against conf/), what it needs installed,
+and the thread settings of a child process (bench_joey.py, bench_joey_decode.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,53 @@ from s2s.common.io import InputError, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT.parent / "shared" / "peers" / "joeynmt"
-PEER_WORK = "/tmp/joeypeer"  # the prefix of every path in the peer YAML
+PEER_WORK = "/tmp/joeypeer"  # the prefix of every path in the peer YAMLs
+# the Joey YAML of each model: the peer's own RNN (in --peer), and our Transformer recipe
+# translated into Joey's keys (beside this file; the peer's data, vocabulary and paths)
+JOEY_TRANSFORMER_YAML = Path(__file__).resolve().parent / "joey_transformer_multi30k_ende.yaml"
+# Joey key (dotted path in its YAML) <- our key (dotted path in the composed config), equal in value
+# for --model transformer; Joey has no counterpart of our attention_dropout and hidden_dropout
+# (its one ``dropout`` per stack also drops there: the YAML's header says so)
+TRANSFORMER_KEYS = (
+    *(
+        (f"model.{side}.{joey}", f"model.{side}.{ours}")
+        for side in ("encoder", "decoder")
+        for joey, ours in (
+            ("num_layers", "num_layers"),
+            ("num_heads", "num_heads"),
+            ("hidden_size", "hidden_size"),
+            ("ff_size", "ff_size"),
+            ("dropout", "dropout"),
+            ("embeddings.dropout", "emb_dropout"),
+        )
+    ),
+    ("model.encoder.embeddings.embedding_dim", "model.emb_size"),
+    ("model.decoder.embeddings.embedding_dim", "model.emb_size"),
+    ("model.tied_embeddings", "model.share_embeddings"),
+    ("model.tied_softmax", "model.tie_output"),
+    ("training.label_smoothing", "train.label_smoothing"),
+    ("training.batch_size", "train.batch.max_sentences"),
+    ("training.learning_rate", "optim.lr"),
+    ("training.adam_betas", "optim.betas"),
+    ("training.learning_rate_warmup", "optim.warmup_steps"),
+    ("training.learning_rate_min", "optim.min_lr"),
+    ("training.clip_grad_norm", "trainer.gradient_clip_val"),
+)
+# Joey value <- what ours must be for it to mean the same (ours: pre-norm, ReLU, scaled embeddings,
+# token-normalised loss, always); these Joey values are fixed, ours are read
+TRANSFORMER_FIXED = (
+    ("model.encoder.type", "transformer", None, None),
+    ("model.decoder.type", "transformer", None, None),
+    ("model.encoder.layer_norm", "pre", None, None),
+    ("model.decoder.layer_norm", "pre", None, None),
+    ("model.encoder.embeddings.scale", True, None, None),
+    ("model.decoder.embeddings.scale", True, None, None),
+    ("training.normalization", "tokens", None, None),
+    ("training.batch_type", "sentence", "train.batch.max_tokens", None),
+    ("training.scheduling", "warmupinversesquareroot", "optim.scheduler", "inverse_sqrt"),
+    ("training.optimizer", "adam", "optim.name", "adam"),
+    ("fp16", False, "trainer.precision", "32-true"),
+)
 
 
 class RunError(Exception):
@@ -33,9 +80,36 @@ def rebase(value: Any, work: str) -> Any:
     return value
 
 
-def peer_config(peer: Path, work: Path) -> dict:
-    """The peer's ``rnn_multi30k_ende.yaml`` with its paths under ``work``."""
-    return rebase(yaml.safe_load((peer / "rnn_multi30k_ende.yaml").read_text()), str(work))
+def joey_yaml(peer: Path, model: str = "rnn") -> Path:
+    """The Joey YAML of ``model``: the peer's ``rnn_multi30k_ende.yaml``, or our Transformer's."""
+    return JOEY_TRANSFORMER_YAML if model == "transformer" else peer / "rnn_multi30k_ende.yaml"
+
+
+def peer_config(peer: Path, work: Path, model: str = "rnn") -> dict:
+    """The Joey YAML of ``model`` (:func:`joey_yaml`) with its paths under ``work``."""
+    return rebase(yaml.safe_load(joey_yaml(peer, model).read_text()), str(work))
+
+
+def _get(cfg: dict, dotted: str) -> Any:
+    for key in dotted.split("."):
+        cfg = cfg[key]
+    return cfg
+
+
+def recipe_mismatches(ours: dict, joey: dict) -> list[str]:
+    """Where a Joey Transformer YAML (``joey``, as loaded) is not our composed recipe (``ours``, a
+    plain dict of the whole config): one line per differing key, ``[]`` when they agree."""
+    out = []
+    for joey_key, our_key in TRANSFORMER_KEYS:
+        j, o = _get(joey, joey_key), _get(ours, our_key)
+        if (list(j) if isinstance(j, (list, tuple)) else j) != (list(o) if isinstance(o, (list, tuple)) else o):
+            out.append(f"Joey {joey_key} = {j!r}, ours {our_key} = {o!r}")
+    for joey_key, joey_value, our_key, our_value in TRANSFORMER_FIXED:
+        if _get(joey, joey_key) != joey_value:
+            out.append(f"Joey {joey_key} = {_get(joey, joey_key)!r}, expected {joey_value!r}")
+        if our_key is not None and _get(ours, our_key) != our_value:
+            out.append(f"ours {our_key} = {_get(ours, our_key)!r}, Joey's {joey_key} means {our_value!r}")
+    return out
 
 
 def check_peer(peer: Path, work: Path, data_files: tuple[str, ...]) -> None:
