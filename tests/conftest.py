@@ -87,6 +87,19 @@ def _threads():
     torch.set_num_threads(THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _rank_zero():
+    """Each test ends on the rank it started on (0). Lightning keeps the process's rank in a global,
+    ``rank_zero_only.rank``, that a Trainer of a DDP strategy sets: a test that builds one as a SLURM
+    task of rank 1 would otherwise turn every later logger in that worker into a no-op
+    (``rank_zero_experiment`` hands out a dummy experiment)."""
+    from lightning_utilities.core.rank_zero import rank_zero_only  # the object Lightning and Fabric re-export
+
+    saved = getattr(rank_zero_only, "rank", 0)
+    yield
+    rank_zero_only.rank = saved
+
+
 def mirror_dir() -> Path | None:
     """The real corpus mirror: $S2S_MIRROR, or skip (offline user) / fail (CI) when absent."""
     value = os.environ.get("S2S_MIRROR")

@@ -7,6 +7,11 @@ small CPU (tens of seconds), so each model is compiled once per module.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,7 +21,8 @@ from s2s.inference.search import SearchOptions, decode
 from s2s.models.build import build_model
 from s2s.training.task import TranslationTask
 
-from conftest import small_model_config
+from conftest import HELPERS, small_model_config
+from helpers.paths import SRC
 from helpers.tiny_lightning import OPTIM, VOCAB, items
 
 MODELS = ["bilstm_attn", "bilstm_attn_fused"]
@@ -94,3 +100,22 @@ def test_the_compiled_step_is_what_runs_and_new_lengths_do_not_recompile(
         counts.append(len(graphs))
     assert counts[0] > 0, "the decoder step was not compiled"
     assert counts[2] == counts[1], f"graphs compiled after each new length: {counts}"
+
+
+@pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() == "AVX2", reason="the CPU's native ISA is AVX2: nothing to keep apart"
+)
+def test_runs_under_another_vector_isa_do_not_share_compiled_kernels(tmp_path: Path) -> None:
+    # numerics=portable pins ATEN_CPU_CAPABILITY=avx2, fast runs the native AVX-512: PyTorch's
+    # Inductor cache key leaves the ISA out, and loading the other ISA's kernels gave NaN or a
+    # segmentation fault. Each process compiles into one shared base folder, the portable one first.
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(SRC)}
+    env.pop("ATEN_CPU_CAPABILITY", None)
+    for isa in ("avx2", None):
+        run_env = {**env, "ATEN_CPU_CAPABILITY": isa} if isa else env
+        script = [sys.executable, str(HELPERS / "compiled_loss.py")]
+        done = subprocess.run(script, env=run_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"ATEN_CPU_CAPABILITY={isa}: exit {done.returncode}\n{done.stderr[-2000:]}"
+        assert float(done.stdout.split()[-1]) < 1e-3, f"ATEN_CPU_CAPABILITY={isa}: loss differs from eager"
+    native = torch.backends.cpu.get_cpu_capability().lower()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["isa-avx2-avx2", f"isa-{native}-auto"]
