@@ -161,4 +161,5 @@ def test_the_battery_measures_each_branch_once() -> None:
     from s2s.common.verification import battery_settings
 
     keys = [key for key, _, _ in battery_settings(2)]
-    assert keys == ["AVX2/1", "AVX2/2", "COMPATIBLE/1", "COMPATIBLE/2"]
+    assert keys == [f"{branch}/{t}" for branch in ("AVX2", "COMPATIBLE") for t in (1, 2, 4, 8)]
+    assert [key for key, _, _ in battery_settings(16)][:5] == ["AVX2/1", "AVX2/2", "AVX2/4", "AVX2/8", "AVX2/16"]
