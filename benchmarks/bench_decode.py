@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from s2s.common.io import InputError  # noqa: E402
-from s2s.common.numerics import apply_numerics  # noqa: E402
+from s2s.common.numerics import apply_numerics, set_threads  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
 from s2s.data.loaders import eval_loader  # noqa: E402
 from s2s.inference.compilation import compile_decoder_step  # noqa: E402
@@ -123,7 +123,7 @@ def main() -> None:
 
     # as the evaluate stage: before the first tensor operation
     apply_numerics(args.numerics, mkl_branch=args.mkl_branch)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # MKL's own count held as the stage holds it (portable numerics)
     if args.random_model:
         model, data = random_setup(args.limit or args.random_sentences, args.vocab, args.seed)
         source = f"random bilstm_attn, vocab {args.vocab}"

@@ -21,11 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from s2s.common.numerics import apply_from_config  # noqa: E402
+from s2s.common.numerics import apply_from_config, set_threads  # noqa: E402
 from s2s.inference.device import resolve_device  # noqa: E402
 from s2s.models.build import count_parameters  # noqa: E402
 from s2s.training.run import build_task  # noqa: E402
@@ -49,7 +48,7 @@ def measure(overrides: list[str], steps: int, warmup: int, window: int, threads:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     apply_from_config(cfg)  # as the train stage: before the first tensor operation of the process
-    torch.set_num_threads(threads)
+    set_threads(threads)  # MKL's own count held as the stage holds it (portable numerics)
     task, dm = build_task(cfg)  # the train stage's own task, data and train.compile switch
     meter = Meter()
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)

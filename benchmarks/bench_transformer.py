@@ -34,7 +34,7 @@ from bench_train import CONF, measure  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from s2s.common.config_dict import plain  # noqa: E402
-from s2s.common.numerics import cpu_model  # noqa: E402
+from s2s.common.numerics import cpu_model, set_threads  # noqa: E402
 from s2s.data.dataset import ParallelData  # noqa: E402
 from s2s.data.vocab import Vocabulary  # noqa: E402
 from s2s.inference.search import SearchOptions  # noqa: E402
@@ -47,7 +47,7 @@ def decode_rate(overrides: list[str], sentences: int, beam: int, threads: int, s
     """Batched beam search (the evaluate stage's batch size) of a fresh model on the test sources."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    torch.set_num_threads(threads)
+    set_threads(threads)
     prepared = Path(cfg.paths.prepared_dir)
     vocab = len(Vocabulary(prepared / "spm.model"))
     torch.manual_seed(seed)

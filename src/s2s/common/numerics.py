@@ -18,9 +18,12 @@ The libraries read these variables at their first tensor operation, not at ``imp
 checks that ATen really uses the pinned capability (a stage that computed something earlier would
 otherwise silently run native).
 
-The thread count does not change the bits on the AVX2 branch: an op-by-op replay of training steps
-at 1 and N threads found one kernel that did, the attention softmax's backward, which the models
-replace (:mod:`s2s.models.softmax`). ``numerics.threads: null`` (the default) uses every core.
+The thread count does not change the bits either. Three kernels did: the attention softmax's backward
+and the layer norm's, which the models replace (:mod:`s2s.models.softmax`, :mod:`s2s.models.layer_norm`);
+oneDNN's LSTM, which the models run at one thread (:mod:`s2s.models.rnn_threads`); and MKL's GEMMs on
+an AMD CPU, where MKL runs its AUTO branch whatever ``MKL_CBWR`` asks, so that strict mode does not
+apply: portable mode holds MKL's own thread count at :data:`PORTABLE_MKL_THREADS` (every count of the
+stage goes through :func:`set_threads`). ``numerics.threads: null`` (the default) uses every core.
 
 One vendor switch is not a kernel choice and is handled in the models, in both modes: PyTorch draws
 CPU dropout masks with MKL on Intel and with its own generator elsewhere (:mod:`s2s.models.dropout`).
@@ -63,11 +66,16 @@ PROVENANCE_ENV = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", *CUBLAS_D
 MKL_BRANCHES = ("AVX2", "COMPATIBLE")
 MKL_CBWR_VALUES = {"AVX2": "AVX2,STRICT", "COMPATIBLE": "COMPATIBLE"}
 DEFAULT_MKL_BRANCH = MKL_BRANCHES[0]
-# the most intra-op threads portable mode uses: 1 and 2 threads give the same bits on the AVX2
-# branch (the default model, the tiny pipeline, the op battery), 4 and 8 do not (the op battery:
-# the BiLSTM's forward and gradients change; reproducibility/ops.*.json). numerics.threads=null
-# means min(every core, this); more is refused in portable mode.
-PORTABLE_MAX_THREADS = 2
+# MKL's own thread count in portable mode (its GEMMs; ATen's and oneDNN's kernels use numerics.threads).
+# On an AMD CPU MKL runs its AUTO branch whatever MKL_CBWR asks (MKL_VERBOSE prints "CNR:AUTO,STRICT"
+# under MKL_CBWR=AVX2,STRICT), and strict mode, MKL's promise of GEMMs that do not depend on the thread
+# count, holds on its AVX2 and AVX-512 branches only. Measured on the AMD EPYC (torch 2.13): sgemm gave
+# other bits than at 1 thread for products of 2 or 3 rows at 3, 5, 6 and 7 threads, and for narrow
+# outputs (up to 16 columns at 2 threads, 32 at 4, 64 at 8) with few rows. At 2 threads every GEMM at the
+# models' sizes gives the 1-thread bits (the op battery, the tiny pipeline), so MKL stays at min(threads, 2)
+# and every other kernel uses every core. Where MKL's thread count cannot be set apart (a torch without
+# MKL's local-threads entry point), portable mode uses at most this many threads in all.
+PORTABLE_MKL_THREADS = 2
 
 # the numerics this process applied first: (mode, threads, mkl_branch). The libraries read their
 # kernel choices once, so a process cannot switch; a Hydra sweep (-m) runs its jobs in one process
@@ -84,7 +92,8 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
     deterministic workspace.
 
     ``threads``: the intra-op thread count (``None``: the library default, i.e. ``OMP_NUM_THREADS``
-    or the number of cores; thread-invariant on the AVX2 branch). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
+    or the number of cores; in portable mode on the AVX2 branch the bits do not depend on it; MKL
+    itself runs at most :data:`PORTABLE_MKL_THREADS`). ``mkl_branch``: one of :data:`MKL_BRANCHES`. Raises
     :class:`InputError` for an unknown mode or branch, a CPU without AVX2, or a process that already
     ran a tensor operation on another capability.
     """
@@ -117,21 +126,78 @@ def apply_numerics(mode: str, threads: int | None = None, mkl_branch: str = DEFA
                 "(the CPU lacks AVX2, or a tensor operation ran before the numerics were applied)"
             )
     if mode == "portable":
-        threads = min(torch.get_num_threads(), PORTABLE_MAX_THREADS) if threads is None else threads
-        if int(threads) > PORTABLE_MAX_THREADS:
-            raise InputError(
-                f"numerics.threads={threads}: portable numerics give the same bits at 1 to {PORTABLE_MAX_THREADS} "
-                "threads only (more change the LSTM kernels' results); use numerics.threads=null, or numerics=fast"
-            )
+        threads = torch.get_num_threads() if threads is None else int(threads)
+        if _mkl_threads_setter() is None:
+            threads = min(threads, PORTABLE_MKL_THREADS)
     if mode in ("portable", "gpu"):
         for key, value in CUBLAS_DETERMINISTIC.items():
             os.environ.setdefault(key, value)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         torch.use_deterministic_algorithms(True)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     _applied = wanted
+    if threads is not None:
+        set_threads(int(threads))
+
+
+def set_threads(threads: int) -> None:
+    """``torch.set_num_threads(threads)``; under portable numerics MKL's own count stays at most
+    :data:`PORTABLE_MKL_THREADS`. torch sets MKL's count with its own, so every change of the thread
+    count in a stage goes through here (``s2s.models.rnn_threads`` too)."""
+    import torch
+
+    # torch sets its counts again, MKL's too, at a thread's first parallel kernel, unless it has
+    # read them before: get_num_threads does that first reading, so the cap is not undone
+    torch.get_num_threads()
+    torch.set_num_threads(threads)
+    hold_mkl_threads()
+
+
+def hold_mkl_threads() -> None:
+    """Under portable numerics, MKL's thread count in the calling thread: at most :data:`PORTABLE_MKL_THREADS`.
+
+    MKL's count is per thread, and torch gives a thread its full count at its first parallel kernel:
+    code that computes in a thread of its own (a model server answering a request) calls this first."""
+    if _applied is None or _applied[0] != "portable" or _mkl_threads_setter() is None:
+        return
+    import torch
+
+    _mkl_threads_setter()(min(torch.get_num_threads(), PORTABLE_MKL_THREADS))
+
+
+def mkl_threads() -> int | None:
+    """The thread count MKL uses in this thread where portable numerics hold it apart (None elsewhere)."""
+    if _applied is None or _applied[0] != "portable" or _mkl_threads_setter() is None:
+        return None
+    return int(_MKL_ENTRIES[0][1]())
+
+
+_MKL_ENTRIES: list[Any] = []  # the cached lookup: MKL's (set local threads, get max threads), or None
+
+
+def _mkl_threads_setter() -> Any:
+    """MKL's ``mkl_set_num_threads_local`` in torch's own library, which links MKL in (None where absent).
+
+    torch calls it with every ``torch.set_num_threads``; it sets the count of the calling thread, the
+    one that runs a stage's forward and (on the CPU) its backward."""
+    if not _MKL_ENTRIES:
+        import ctypes
+
+        import torch
+
+        entries = None
+        if torch.backends.mkl.is_available():
+            folder = os.path.join(os.path.dirname(torch.__file__), "lib")
+            for name in ("libtorch_cpu.so", "torch_cpu.dll", "libtorch_cpu.dylib"):
+                try:
+                    lib = ctypes.CDLL(os.path.join(folder, name))
+                    entries = (lib.MKL_Set_Num_Threads_Local, lib.MKL_Get_Max_Threads)
+                except (OSError, AttributeError):
+                    continue
+                entries[0].argtypes, entries[0].restype, entries[1].restype = [ctypes.c_int], ctypes.c_int, ctypes.c_int
+                break
+        _MKL_ENTRIES.append(entries)
+    return None if _MKL_ENTRIES[0] is None else _MKL_ENTRIES[0][0]
 
 
 def _describe(applied: tuple[str, int | None, str]) -> str:
@@ -187,6 +253,7 @@ def provenance(
         "machine": platform.machine(),
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
+        "mkl_threads": mkl_threads(),  # MKL's own count where portable numerics hold it apart
         "precision": str(precision),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "torch": str(torch.__version__),

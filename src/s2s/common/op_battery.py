@@ -6,10 +6,14 @@ CPU. A tiny pipeline that differs between two machines says *that* they parted; 
 forward and backward, the attention softmax, the output log-softmax, embedding and LSTM gradients,
 reductions, the dropout draw, an Adam step) is checksummed on seeded inputs, and the first op whose
 checksum differs between two CPUs' records names the kernel. ``make verify`` compares these records
-per candidate numerics (``s2s.common.verification``).
+per candidate numerics (``s2s.common.verification``), and each record holds every op at 1, 2, 4
+and 8 threads (and every core), so it also names the ops whose bits follow the thread count. The
+LSTMs run as the models run them (``s2s.models.rnn_threads``); a few ops run as PyTorch would, to
+show why the models do otherwise (``torch.softmax``, ``nn.LSTM`` on a padded batch: oneDNN's kernel).
 
 The libraries read the pinning variables at the first tensor operation, so one process measures
-one setting: ``python -m s2s.common.op_battery --branch AVX2 --threads 2`` prints one JSON object.
+one setting: ``python -m s2s.common.op_battery --branch AVX2 --threads 4`` prints one JSON object
+(more threads than cores is fine: only the bits are measured).
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ def battery() -> dict[str, str]:
     """Checksums (md5, 8 hex digits) of every op, in a fixed order, on inputs seeded here."""
     import torch
     from torch.nn import functional as F
+    from torch.nn.utils.rnn import pack_padded_sequence
 
     from s2s.models.dropout import Dropout
+    from s2s.models.rnn_threads import run_rnn
     from s2s.models.softmax import softmax
 
     out: dict[str, str] = {}
@@ -83,7 +89,7 @@ def battery() -> dict[str, str]:
     grads("embedding 8000x256", lambda: emb(ids), emb.weight)
     lstm = torch.nn.LSTM(256, 256, batch_first=True, bidirectional=True)
     inp = randn(64, 30, 256).requires_grad_()
-    grads("bilstm 64x30x256", lambda: lstm(inp)[0], inp, lstm.weight_ih_l0, lstm.weight_hh_l0)
+    grads("bilstm 64x30x256", lambda: run_rnn(lstm, inp)[0], inp, lstm.weight_ih_l0, lstm.weight_hh_l0)
 
     rows = randn(1920, 8000)
     out["sum over rows 1920x8000"] = _md5(rows.sum(-1))
@@ -101,6 +107,28 @@ def battery() -> dict[str, str]:
     adam.step()
     adam.step()
     out["adam two steps"] = _md5(torch.cat([p.detach().reshape(-1) for p in params]))
+
+    # added with the thread-count evidence (after the ops above, so that their inputs stay as recorded)
+    a, b = randn(31, 128), randn(128, 32)  # a narrow product: the tiny encoder's recurrent input gradient
+    out["mm 31x128x32"] = _md5(a @ b)
+    lstm = torch.nn.LSTM(256, 256, batch_first=True, bidirectional=True)
+    inp = randn(64, 30, 256).requires_grad_()
+    grads("nn.LSTM padded 64x30x256 (oneDNN)", lambda: lstm(inp)[0], inp, lstm.weight_ih_l0, lstm.weight_hh_l0)
+    inp2 = inp.detach().clone().requires_grad_()
+    for p in lstm.parameters():
+        p.grad = None  # this op's gradients alone
+    lengths = torch.randint(5, 31, (64,), generator=gen)
+    lengths[0] = 30
+    grads(
+        "bilstm packed 64x30x256 (the encoder)",
+        lambda: run_rnn(lstm, pack_padded_sequence(inp2, lengths, batch_first=True, enforce_sorted=False))[0].data,
+        inp2, lstm.weight_ih_l0, lstm.weight_hh_l0,
+    )
+    lstm_dec = torch.nn.LSTM(256, 512, batch_first=True)
+    emb = randn(64, 28, 256).requires_grad_()
+    state = (randn(1, 64, 512), randn(1, 64, 512))
+    fused = "lstm 64x28x256->512 (the fused decoder)"
+    grads(fused, lambda: run_rnn(lstm_dec, emb, state)[0], emb, lstm_dec.weight_hh_l0)
     return out
 
 

@@ -56,11 +56,6 @@ def _cross_portable(get: Callable[[str], Any]) -> tuple[str, str] | None:
     hint = "portable numerics (the default) {}; numerics=fast is the machine-specific mode"
     if get("trainer.precision") not in (None, "32-true", "32", 32):
         return "trainer.precision", f"={show(get('trainer.precision'))}: " + hint.format("train in 32-true")
-    threads = get("numerics.threads")
-    if is_int(threads) and threads > 2:
-        return "numerics.threads", f"={threads}: " + hint.format(
-            "give the same bits at 1 to 2 threads only (more change the LSTM kernels' results): use null"
-        )
     if get("numerics.threads") is None and get("numerics.mkl_branch") == "COMPATIBLE":
         return "numerics.threads", "=null with numerics.mkl_branch=COMPATIBLE: " + hint.format(
             "pin the thread count on MKL's COMPATIBLE branch (its GEMMs depend on it)"

@@ -130,17 +130,25 @@ def package_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# the thread counts the battery measures on every machine (and every core where that is more):
+# portable numerics promise the same bits at each; more threads than cores only cost time
+BATTERY_THREADS = (1, 2, 4, 8)
+
+
 def battery_settings(threads: int | None = None) -> list[tuple[str, str, int]]:
-    """(key, branch, threads) of every setting the battery measures: each candidate at 1 and N threads."""
-    many = threads or max(2, os.cpu_count() or 1)
+    """(key, branch, threads) of every setting the battery measures: each candidate's branch at
+    :data:`BATTERY_THREADS` and at ``threads`` (default: every core)."""
+    counts = sorted({*BATTERY_THREADS, threads or os.cpu_count() or 1})
     branches = dict.fromkeys(c["branch"] for c in CANDIDATES.values())  # each branch once, in order
-    return [(f"{branch}/{t}", branch, t) for branch in branches for t in (1, many)]
+    return [(f"{branch}/{t}", branch, t) for branch in branches for t in counts]
 
 
 def run_battery(branch: str, threads: int) -> dict[str, str]:
     """The op battery under one setting, in a fresh process (the pinning is read at the first op)."""
     cmd = [sys.executable, "-m", "s2s.common.op_battery", "--branch", branch, "--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if threads > (os.cpu_count() or 1):  # oversubscribed: idle threads sleep rather than spin (same bits)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=STAGE_TIMEOUT_S)
     if result.returncode != 0:
         raise RuntimeError(

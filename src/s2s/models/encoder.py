@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from s2s.models.dropout import Dropout
+from s2s.models.rnn_threads import run_rnn
 
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -58,7 +59,7 @@ class RNNEncoder(nn.Module):
         """``src`` (B, S) ids, ``src_lengths`` (B,) -> outputs (B, S, O) and final (B, O)."""
         emb = self.emb_dropout(self.embedding(src))
         packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, hidden = self.rnn(packed)
+        out, hidden = run_rnn(self.rnn, packed)  # a batch of equal lengths would reach oneDNN's LSTM
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         if isinstance(hidden, tuple):  # LSTM: (h, c); the bridge starts from h
             hidden = hidden[0]

@@ -10,8 +10,9 @@ recurrent layer, which reads only the target embeddings:
     h = LSTM_2..L([h1; context])                one call (when num_layers > 1)
     attentional vector = tanh(W [h; context])   -> output layer
 
-In training every piece is one call over the whole sequence (cuDNN or oneDNN kernels); search
-runs the same modules one step at a time through the same :class:`DecoderState` interface.
+In training every piece is one call over the whole sequence (cuDNN or oneDNN kernels; oneDNN's LSTM
+at one thread, :mod:`s2s.models.rnn_threads`); search runs the same modules one step at a time
+through the same :class:`DecoderState` interface.
 Without attention the context is the encoder's final state, fed to the first layer's input.
 """
 
@@ -23,6 +24,7 @@ from torch import nn
 from s2s.models.attention import Attention
 from s2s.models.decoder import DecoderState, RecurrentDecoder
 from s2s.models.encoder import make_rnn
+from s2s.models.rnn_threads import run_rnn
 
 
 class FusedRNNDecoder(RecurrentDecoder):
@@ -68,7 +70,7 @@ class FusedRNNDecoder(RecurrentDecoder):
         x = emb
         if self.attention is None:
             x = torch.cat([emb, state.fixed_context.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
-        h1, last1 = self.first_rnn(x, self._rnn_state(state, slice(0, 1)))
+        h1, last1 = run_rnn(self.first_rnn, x, self._rnn_state(state, slice(0, 1)))  # oneDNN's LSTM: one thread
         if self.attention is not None:
             context, weights = self.attention.forward_all(h1, state.keys, state.memory, state.mask)
         else:
@@ -76,7 +78,7 @@ class FusedRNNDecoder(RecurrentDecoder):
         top, lasts = h1, [last1]
         if self.upper_rnn is not None:
             upper_in = torch.cat([self.layer_dropout(h1), context], dim=-1)
-            top, last_up = self.upper_rnn(upper_in, self._rnn_state(state, slice(1, None)))
+            top, last_up = run_rnn(self.upper_rnn, upper_in, self._rnn_state(state, slice(1, None)))
             lasts.append(last_up)
         att_vectors = self.hidden_dropout(torch.tanh(self.att_layer(torch.cat([top, context], dim=-1))))
         if state.cell is not None:

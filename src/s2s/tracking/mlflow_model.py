@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 
 from s2s.common.io import InputError
-from s2s.common.numerics import DEFAULT_MKL_BRANCH, apply_numerics
+from s2s.common.numerics import DEFAULT_MKL_BRANCH, apply_numerics, hold_mkl_threads
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class Seq2SeqTranslator(mlflow.pyfunc.PythonModel):
         base = translator.opts
         translator.opts = dataclasses.replace(base, **changes, n_best=1)
         try:
+            hold_mkl_threads()  # a server may answer in a thread other than the one that loaded the model
             with decoding_deadline(translator.model, deadline):
                 return [nbest[0][0] if nbest else "" for nbest in translator.translate(lines)]
         finally:
