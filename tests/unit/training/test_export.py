@@ -19,7 +19,7 @@ from s2s.training.export import check_own_checkpoint, choose_weights, export
 from s2s.training.resume import CKPT_KEY
 
 from conftest import small_model_config
-from helpers.train_outputs import publish_earlier, published
+from helpers.train_outputs import EARLIER, publish_earlier, published
 
 FP = "fp-of-this-run"
 VOCAB = 20
@@ -223,12 +223,15 @@ def test_export_publishes_the_runs_curves_in_place_of_the_old_ones(tmp_path: Pat
     cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
     cfg = export_cfg(tmp_path, cfg_model)
     publish_earlier(tmp_path)
+    (tmp_path / "models/notes.txt").write_text("a file of the user's in paths.model_dir\n")
     curves = _this_runs_curves(tmp_path)
     task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
     export(cfg, SimpleNamespace(global_step=3), SimpleNamespace(best_model_path="", best_model_score=None),
            VOCAB, task, None, FP, curves=curves)  # fmt: skip
     assert tree(tmp_path / "reports/dvclive") == tree(curves), "the run's curves, and no other run's"
-    assert sorted(tree(tmp_path / "models")) == ["model.pt", "run.json"]
+    models = tree(tmp_path / "models")
+    assert sorted(models) == ["model.pt", "notes.txt", "run.json"], "model.pt and run.json replaced, the rest kept"
+    assert models["model.pt"] != EARLIER["models/model.pt"]
     assert json.loads((tmp_path / "reports/train_run.json").read_text())["global_step"] == 3
     assert tree(curves) == {"metrics.json": b'{"step": 3}\n', "plots/metrics/val/bleu.tsv": b"step\tbleu\n3\t0.5\n"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "models", "prepared", "reports"]
