@@ -244,16 +244,21 @@ def test_a_finished_run_of_the_same_configuration_is_exported_again_without_trai
     last = tmp_path / "checkpoints/last.ckpt"
     stamp = last.stat().st_mtime_ns
     # issue 35, item 9: a SIGKILL while DVCLive wrote its summary left it empty; every rerun died
-    # with a JSONDecodeError until the file was deleted by hand
-    summary = tmp_path / "reports/dvclive/metrics.json"
+    # with a JSONDecodeError until the file was deleted by hand. DVCLive writes into the run's
+    # folder (checkpoints/dvclive), published as reports/dvclive with the model (item 11)
+    summary = tmp_path / "checkpoints/dvclive/metrics.json"
+    published = tmp_path / "reports/dvclive/metrics.json"
     total_steps = json.loads(summary.read_text())["total_steps"]
+    assert json.loads(published.read_text()) == json.loads(summary.read_text())
     summary.write_bytes(b"")
+    published.unlink()
     # another mirror for the corpus does not change the data: same configuration
     result = run_script("train", *paths, *RUN, "data.sources.multi30k.mirror=/elsewhere")
     assert "exported again without training" in result.stdout + result.stderr
     assert (tmp_path / "models/model.pt").read_bytes() == model
     assert last.stat().st_mtime_ns == stamp, "nothing trained, nothing saved"
     assert json.loads(summary.read_text())["total_steps"] == total_steps == STEPS
+    assert json.loads(published.read_text())["total_steps"] == STEPS, "published again with the model"
 
 
 def train_in(project: Path, *overrides: str) -> subprocess.CompletedProcess[str]:

@@ -119,7 +119,6 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     ev = load(cfg)
     decode_and_score(ev)
     measure_robustness(ev)
-    check_params_file()  # the config this ran with is still params.yaml's
     publish(ev, Path(cfg.paths.reports_dir))
     log_to_mlflow(ev, Path(cfg.paths.reports_dir))
     log_summary(ev)
@@ -197,9 +196,10 @@ def draw_heatmaps(ev: Evaluation, folder: Path) -> None:
 
 
 def publish(ev: Evaluation, reports: Path) -> None:
-    """Write the set and the summary in full first, so a failure leaves the old ones as they were;
-    then the old summary goes, the set is renamed, the summary renamed (a kill between the renames
-    leaves no summary, never an old one beside a newer set)."""
+    """Write the set and the summary in full first, so a failure (or ``params.yaml`` changed under
+    the stage) leaves the old ones as they were; then the old summary goes, the set is renamed, the
+    summary renamed (a kill between the renames leaves no summary, never an old one beside a newer
+    set). Both are ``persist: true`` in dvc.yaml: DVC leaves them in place until this replaces them."""
     with atomic_path(reports / "metrics.json") as summary:
         with atomic_path(reports / "eval", is_dir=True) as tmp:
             write_json_atomic(tmp / "metrics.json", ev.numbers)
@@ -211,6 +211,7 @@ def publish(ev: Evaluation, reports: Path) -> None:
             if ev.cfg.evaluate.heatmaps and ev.model.decoder.has_attention:
                 draw_heatmaps(ev, tmp / "attention")
             write_json_atomic(summary, ev.metrics)
+            check_params_file()  # the config this ran with is still params.yaml's: else nothing is replaced
             (reports / "metrics.json").unlink(missing_ok=True)
 
 

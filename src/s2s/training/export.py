@@ -22,6 +22,7 @@ from s2s.models.build import count_parameters
 from s2s.models.model_file import save_model_file
 from s2s.tracking import registry, runs
 from s2s.training.checkpoint_files import average_state_dicts, lightning_model_state
+from s2s.training.publish import staged_outputs
 from s2s.training.resume import CKPT_KEY
 
 
@@ -77,14 +78,16 @@ def export(
     fp: str,
     provenance: dict[str, Any] | None = None,
     spm_sha256: str | None = None,
+    curves: Path | None = None,
 ) -> dict[str, Any]:
     """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
-    link to the MLflow run in ``reports/train_run.json`` (not cached).
+    link to the MLflow run in ``reports/train_run.json`` (not cached), and publish them with the
+    run's DVCLive folder ``curves`` as ``reports/dvclive`` (None: left alone): all together once
+    everything is written, none when anything fails (:mod:`s2s.training.publish`).
 
     ``spm_sha256``: the vocabulary the weights were trained with (the prepared ``spm.model``'s
     sha256 when training started; None: the file's now). ``model.pt`` is stamped with it, and
     nothing is exported when a checkpoint or the prepared ``spm.model`` says another one."""
-    model_dir = Path(cfg.paths.model_dir)
     spm_model = Path(cfg.paths.prepared_dir) / "spm.model"
     current = sha256_file(spm_model)
     trained = spm_sha256 or current
@@ -100,33 +103,35 @@ def export(
         "global_step": trainer.global_step,
         "parameters": count_parameters(task.model),
     }
-    save_model_file(
-        model_dir / "model.pt",
-        state,
-        OmegaConf.to_container(cfg.model, resolve=True),
-        vocab_size,
-        spm_model,
-        meta,
-        spm_sha256=trained,
-    )
     run_id = logger.run_id if logger else None
     uri = logger.tracking_uri if logger else None
     run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
     if provenance:  # the machine that trained: in the uncached link only (the model's bytes stay machine-free)
         run_info["provenance"] = provenance
-    write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
-    runs.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
-    if logger:
-        resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
-        resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        logger.log_artifacts([(resolved, None)])
-        if cfg.logger.get("log_model", True):
-            import mlflow
+    with staged_outputs(cfg.paths.model_dir, cfg.paths.reports_dir, curves) as out:
+        model_file = out.model_dir / "model.pt"
+        save_model_file(
+            model_file,
+            state,
+            OmegaConf.to_container(cfg.model, resolve=True),
+            vocab_size,
+            spm_model,
+            meta,
+            spm_sha256=trained,
+        )
+        write_json_atomic(out.model_dir / "run.json", meta)  # cached with the model: no run id, path or time
+        runs.write_run_link(out.run_link, run_info)
+        if logger:
+            resolved = Path(cfg.paths.checkpoint_dir) / "config.yaml"
+            resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            logger.log_artifacts([(resolved, None)])
+            if cfg.logger.get("log_model", True):
+                import mlflow
 
-            # a run opened late (a busy store) is not active yet: log_model would create another run
-            late = mlflow.active_run() is None
-            with runs.active_run(uri, run_id, False) if late else contextlib.nullcontext():
-                run_info.update(log_mlflow_model(cfg, model_dir / "model.pt", val_bleu))
+                # a run opened late (a busy store) is not active yet: log_model would create another run
+                late = mlflow.active_run() is None
+                with runs.active_run(uri, run_id, False) if late else contextlib.nullcontext():
+                    run_info.update(log_mlflow_model(cfg, model_file, val_bleu))
     return run_info
 
 

@@ -31,7 +31,7 @@ from s2s.models.build import count_parameters
 from s2s.models.model_file import check_state_dict
 from s2s.tracking import dvclive as dvc_report
 from s2s.tracking import lineage, mlflow_logger, runs, store
-from s2s.training import resume
+from s2s.training import publish, resume
 from s2s.training.checkpoint_files import load_init_weights
 from s2s.training.checkpoints import LastCheckpoint, MovedFolder, StampCheckpoints, StepBoundaryCheckpoint
 from s2s.training.console import EpochReport, ParameterSummary
@@ -257,7 +257,9 @@ def _fit_and_export(
     }
     # rank 0 alone opens the MLflow run (another rank would create a run of its own)
     logger = make_logger(cfg, run_id, tags, run.get("name")) if trainer.is_global_zero else False
-    live = dvc_report.make_logger(Path(paths.reports_dir) / "dvclive", resume=bool(decision.resume_path))
+    # the curves go to the run's own folder, published as reports/dvclive with the model (s2s.training.publish)
+    curves = publish.curves_dir(ckpt_dir)
+    live = dvc_report.make_logger(curves, resume=bool(decision.resume_path))
     if trainer.is_global_zero:
         live.log_hyperparams({"provenance": prov})
     trainer.loggers = [*trainer.loggers, *(x for x in (logger, live) if x)]  # a user's trainer.logger stays
@@ -279,7 +281,7 @@ def _fit_and_export(
         summary: dict[str, Any] = {}
         if trainer.is_global_zero:
             summary = export(
-                cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov, spm_sha256=spm_sha
+                cfg, trainer, best, len(datamodule.vocab), task, logger or None, fp, prov, spm_sha, curves
             )
             (ckpt_dir / resume.COMPLETE_MARKER).write_text("done\n")
     return summary

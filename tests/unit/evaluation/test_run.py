@@ -76,3 +76,32 @@ def test_the_child_run_records_the_decode_settings(tmp_path: Path, monkeypatch: 
     assert default["decode_name"] == "test/beam5" and other["decode_name"] != default["decode_name"]
     assert other["params"]["decode.length_penalty"] == "0.6" and default["params"]["decode.length_penalty"] == "1.0"
     assert other["params"]["decode.beam_size"] == "5"
+
+
+def test_a_params_file_changed_before_publishing_replaces_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Issue 35, item 11: checked right before the old set and summary are replaced (after the
+    heatmaps, which take seconds), so a second `dvc exp run` meanwhile leaves them as they were."""
+    from s2s.common import config_guard
+    from s2s.common.io import InputError
+
+    reports = tmp_path / "reports"
+    old = {"metrics.json": b'{"bleu": 9.0}\n', "eval/metrics.json": b"{}\n", "eval/report.json": b"{}\n"}
+    for name, data in old.items():
+        (reports / name).parent.mkdir(parents=True, exist_ok=True)
+        (reports / name).write_bytes(data)
+    params = tmp_path / "params.yaml"
+    params.write_text("decode: {beam_size: 2}\n")
+    monkeypatch.setattr(config_guard, "_started_with", (params, "0" * 64))  # what it held at the start
+    ev = SimpleNamespace(
+        cfg=compose_config([*BASE, "evaluate.heatmaps=0"]),
+        numbers={"test": {}},
+        report={},
+        sets={},
+        hypotheses={},
+        curve=[],
+        metrics={"bleu": 1.0},
+    )
+    with pytest.raises(InputError, match="params.yaml changed while this stage ran"):
+        evaluation.publish(ev, reports)
+    left = {str(p.relative_to(reports)): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert left == old

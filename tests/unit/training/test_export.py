@@ -19,6 +19,7 @@ from s2s.training.export import check_own_checkpoint, choose_weights, export
 from s2s.training.resume import CKPT_KEY
 
 from conftest import small_model_config
+from helpers.train_outputs import EARLIER, publish_earlier, published
 
 FP = "fp-of-this-run"
 VOCAB = 20
@@ -201,3 +202,70 @@ def test_model_file_is_stamped_with_the_vocabulary_of_training(tmp_path: Path) -
     export(cfg, SimpleNamespace(global_step=3), best, VOCAB, task, None, FP, spm_sha256=trained)
     payload = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert payload["spm_sha256"] == trained
+
+
+# issue 35, item 11: what export publishes, it publishes whole, and only when everything is written
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _this_runs_curves(tmp_path: Path) -> Path:
+    curves = tmp_path / "checkpoints" / "dvclive"
+    (curves / "plots/metrics/val").mkdir(parents=True)
+    (curves / "metrics.json").write_text('{"step": 3}\n')
+    (curves / "plots/metrics/val/bleu.tsv").write_text("step\tbleu\n3\t0.5\n")
+    return curves
+
+
+def test_export_publishes_the_runs_curves_in_place_of_the_old_ones(tmp_path: Path) -> None:
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    publish_earlier(tmp_path)
+    (tmp_path / "models/notes.txt").write_text("a file of the user's in paths.model_dir\n")
+    curves = _this_runs_curves(tmp_path)
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    export(cfg, SimpleNamespace(global_step=3), SimpleNamespace(best_model_path="", best_model_score=None),
+           VOCAB, task, None, FP, curves=curves)  # fmt: skip
+    assert tree(tmp_path / "reports/dvclive") == tree(curves), "the run's curves, and no other run's"
+    models = tree(tmp_path / "models")
+    assert sorted(models) == ["model.pt", "notes.txt", "run.json"], "model.pt and run.json replaced, the rest kept"
+    assert models["model.pt"] != EARLIER["models/model.pt"]
+    assert json.loads((tmp_path / "reports/train_run.json").read_text())["global_step"] == 3
+    assert tree(curves) == {"metrics.json": b'{"step": 3}\n', "plots/metrics/val/bleu.tsv": b"step\tbleu\n3\t0.5\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "models", "prepared", "reports"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["dvclive", "train_run.json"]
+
+
+@pytest.mark.parametrize("fault", ["params.yaml changed", "logging failed"])
+def test_an_export_that_fails_leaves_the_published_files_as_they_were(
+    tmp_path: Path, monkeypatch, fault: str
+) -> None:
+    from s2s.common import config_guard
+
+    cfg_model = small_model_config("bilstm_attn", emb=8, enc=8, dec=8)
+    cfg = export_cfg(tmp_path, cfg_model)
+    (tmp_path / "checkpoints").mkdir()
+    before = publish_earlier(tmp_path)
+    curves = _this_runs_curves(tmp_path)
+    task = SimpleNamespace(model=build_model(cfg_model, VOCAB))
+    logger = None
+    if fault == "params.yaml changed":  # a second `dvc exp run` rewrote it while the model was written
+        params = tmp_path / "params.yaml"
+        params.write_text("optim: {lr: 0.005}\n")
+        monkeypatch.setattr(config_guard, "_started_with", (params, "0" * 64))  # what it held at the start
+        expected = pytest.raises(InputError, match="params.yaml changed while this stage ran")
+    else:
+
+        def fail(_):
+            raise OSError("the tracking store went away")
+
+        logger = SimpleNamespace(run_id="run1", tracking_uri="sqlite:///mlflow.db", log_artifacts=fail)
+        expected = pytest.raises(OSError, match="went away")
+    with expected:
+        export(cfg, SimpleNamespace(global_step=3), SimpleNamespace(best_model_path="", best_model_score=None),
+               VOCAB, task, logger, FP, curves=curves)  # fmt: skip
+    assert published(tmp_path) == before
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["dvclive", "train_run.json"], "no leftovers"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
