@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, compose_config, copy_tiny, not_a_param, run_script
+from conftest import HELPERS, ROOT, compose_config, copy_tiny, not_a_param, run_script
 from helpers.processes import free_port, stop
 
 pytestmark = pytest.mark.slow
@@ -324,6 +324,38 @@ def test_resume_whose_mlflow_run_is_gone_continues_in_a_linked_run(tiny_data: Pa
     assert new.data.tags["s2s.resumed_from_run"] == old_id
     assert new.data.tags["dvc.exp_name"] == "gross-mime" and new.info.status == "FINISHED"
     assert (tmp_path / "models/model.pt").is_file()
+
+
+# --- an interrupted training says so in MLflow (issue 34, item 10) ---
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1], ids=lambda s: s.name)
+def test_an_interrupted_training_is_killed_and_its_resume_finishes_the_same_run(
+    tiny_data: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A signal stops the real train script at an exact batch: its run is KILLED (not FAILED, which
+    says the training broke); the same command resumes into the same run, which ends FINISHED."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = ["trainer.max_epochs=1", f"logger.tracking_uri={uri}", "logger.experiment_name=killed"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    stopped = subprocess.run(
+        [sys.executable, str(HELPERS / "signal_at_batch.py"), "3", sig.name, "src/train.py", *paths, *run],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
+    run_id = json.loads((tmp_path / "checkpoints/run.json").read_text())["run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert not (tmp_path / "models/model.pt").exists()
+
+    resumed = run_script("train", *paths, *run)
+    output = resumed.stdout + resumed.stderr
+    assert "Restoring states from the checkpoint" in output or "Restored all states" in output, output[-3000:]
+    assert json.loads((tmp_path / "reports/train_run.json").read_text())["run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    experiment = client.get_experiment_by_name("killed").experiment_id
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [run_id], "one run, continued"
 
 
 # --- a killed evaluate leaves no RUNNING run (issue 26, item 15) ---
