@@ -123,19 +123,22 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     run = sweep_run(cfg, hc)
     sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
     launch_env = dict(os.environ)
-    ok = False
+    from s2s.tracking.runs import end_status
+
+    status = "FINISHED"
     try:
         from s2s.training.run import run_training
 
-        summary = run_training(cfg, run)
-        ok = True
-        return summary
+        return run_training(cfg, run)
+    except BaseException as err:
+        status = end_status(err)  # KILLED when a signal stopped the job
+        raise
     finally:
         end_distributed_job(launch_env)
         if run:
             from s2s.tracking import sweeps
 
-            sweeps.end_sweep_job(*run["parent"], ok)
+            sweeps.end_sweep_job(*run["parent"], status)
 
 
 def check_outputs(cfg: DictConfig) -> None:
