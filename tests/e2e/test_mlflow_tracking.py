@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from conftest import HELPERS, ROOT, compose_config, copy_tiny, not_a_param, run_script
 from helpers.processes import free_port, stop
@@ -157,10 +159,20 @@ def test_multirun_is_one_parent_run_with_a_named_child_per_job(tiny_data: Path, 
     parent = runs["sweep optim.lr=0.001,0.003"]
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["hydra.sweep.dir"] == str(sweep)
+    # the sweep's command line, every override (issue 34, item 13): the sweep can be run again from it
+    assert shlex.split(parent.data.tags["hydra.overrides"]) == [
+        *paths, "optim.lr=0.001,0.003", "trainer.max_epochs=1", "logger.registered_model_name=null",
+        f"logger.tracking_uri={db}", "logger.experiment_name=sweep",
+    ]  # fmt: skip
     for num, lr in enumerate(("0.001", "0.003")):
         child = runs[f"bilstm_attn lr={lr}"]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.data.tags["hydra.overrides"] == f"optim.lr={lr}"
+        # every override of the job, the preset included, so the job can be rerun from its tags
+        overrides = shlex.split(child.data.tags["hydra.overrides"])
+        assert "preset=tiny" in overrides and f"optim.lr={lr}" in overrides, overrides
+        assert overrides == OmegaConf.load(sweep / str(num) / ".hydra/overrides.yaml")
+        job_config = OmegaConf.load(sweep / str(num) / ".hydra/config.yaml")
+        assert compose_config(overrides) == job_config, "the tag's overrides compose the job's config"
         assert child.data.tags["hydra.job.dir"] == str(sweep / str(num))
         assert child.data.params["optim.lr"] == lr
     # each job kept its own model
