@@ -25,6 +25,7 @@ from s2s.tracking.store import (
     bound_http_retries,
     check_tracking_uri,
     first_line,
+    quiet_artifact_progress,
     sqlite_path,
     tracking_uri,
 )
@@ -246,6 +247,7 @@ def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) 
     if db is not None and not db.is_file():
         raise InputError(f"translate.model={model_uri}: the MLflow store {db} does not exist")
     bound_http_retries()
+    quiet_artifact_progress()
     try:
         check_tracking_uri(uri, 10)
         path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri)
