@@ -429,3 +429,44 @@ def test_next_evaluation_closes_the_run_of_a_sigkilled_one(tmp_path: Path) -> No
     new = log_evaluation({"run_id": parent}, {"bleu": 2.0}, [], "test/greedy1", uri=uri)
     status = {c.info.run_id: c.info.status for c in children(uri, parent)}
     assert status == {stale.info.run_id: "KILLED", new: "FINISHED"}
+
+
+# --- a kill during the export leaves nothing half-made for long (issue 34, item 14) ---
+
+
+def test_the_next_export_removes_what_a_killed_export_left_half_made(tiny_data: Path, tmp_path: Path) -> None:
+    """SIGKILL inside MLflow's log_model (the logged model PENDING), then after the version is
+    registered but before it is described (an untagged version): the next export of the run
+    deletes both, says so, and registers one complete version."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    name = "s2s-leftovers"
+    run = ["trainer.max_epochs=1", f"logger.tracking_uri={uri}", "logger.experiment_name=leftovers",
+           f"logger.registered_model_name={name}"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+    def killed_at(target: str) -> None:
+        result = subprocess.run(
+            [sys.executable, str(HELPERS / "fail_at.py"), "--kill", target, "src/train.py", *paths, *run],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == -signal.SIGKILL and f"killed at {target}" in result.stderr, result.stderr[-3000:]
+
+    client = MlflowClient(tracking_uri=uri)
+    killed_at("mlflow.tracking.client:MlflowClient.log_model_artifacts")  # inside log_model
+    experiment = client.get_experiment_by_name("leftovers").experiment_id
+    [pending] = client.search_logged_models([experiment])
+    assert pending.status == "PENDING"
+    killed_at("s2s.tracking.registry:describe_version")  # registered, not described
+    [untagged] = client.search_model_versions(f"name = '{name}'")
+    assert not untagged.description and "model" not in untagged.tags
+    assert pending.model_id not in {m.model_id for m in client.search_logged_models([experiment])}, "deleted"
+
+    result = run_script("train", *paths, *run)
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "killed export" in line]
+    assert len(warnings) == 1 and f"version {untagged.version}" in warnings[0], warnings
+    [version] = client.search_model_versions(f"name = '{name}'")
+    assert version.version != untagged.version and version.description and version.tags["model"] == "bilstm_attn"
+    [model] = client.search_logged_models([experiment])
+    assert model.status == "READY" and version.source.endswith(model.model_id)
+    assert not {k for k in [*model.tags, *version.tags] if k.startswith("s2s.export")}, "no mark left once complete"
