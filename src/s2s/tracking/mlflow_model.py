@@ -272,9 +272,11 @@ def log_model(
     max_src_pieces: int | None = None,
     registered_model_name: str | None = None,
     numerics: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Any:
     """Log the model into the active run as ``runs:/<run id>/model`` (and register a version).
-    ``numerics``: the run's ``numerics`` section, applied by the loaded model before it computes."""
+    ``numerics``: the run's ``numerics`` section, applied by the loaded model before it computes;
+    ``tags``: the logged model's and the registered version's."""
     # decoding settings as an artifact, not model_config: MLflow would log model_config as run
     # params a second time (decode/beam_size beside decode.beam_size)
     decode = {k: v for k, v in dict(decode_cfg).items() if k not in ("device", "compile")}
@@ -299,4 +301,5 @@ def log_model(
             input_example=pd.DataFrame({INPUT_COLUMN: INPUT_EXAMPLE}),
             pip_requirements=inference_requirements(pyproject),
             registered_model_name=registered_model_name,
+            tags=dict(tags) if tags else None,
         )
