@@ -1,4 +1,5 @@
-"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, the MLflow Model.
+"""Export the trained model: ``model.pt`` (best or averaged weights), its ``spm.model``, ``run.json``,
+the MLflow Model.
 
 Every checkpoint exported is first checked to carry this run's fingerprint, so weights of another
 configuration are never published under this run's config. ``run.json`` describes exactly what
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from s2s.common.io import InputError, sha256_file, write_json_atomic
+from s2s.common.io import InputError, atomic_path, sha256_file, write_json_atomic
 from s2s.models.build import count_parameters
 from s2s.models.model_file import save_model_file
 from s2s.tracking import registry, runs
@@ -78,8 +80,8 @@ def export(
     provenance: dict[str, Any] | None = None,
     spm_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
-    link to the MLflow run in ``reports/train_run.json`` (not cached).
+    """Write ``model.pt``, its ``spm.model`` and ``run.json`` (cached by DVC: nothing run-specific
+    inside) and the link to the MLflow run in ``reports/train_run.json`` (not cached).
 
     ``spm_sha256``: the vocabulary the weights were trained with (the prepared ``spm.model``'s
     sha256 when training started; None: the file's now). ``model.pt`` is stamped with it, and
@@ -114,6 +116,9 @@ def export(
     run_info = {"run_id": run_id, "tracking_uri": uri, "experiment_name": cfg.logger.get("experiment_name"), **meta}
     if provenance:  # the machine that trained: in the uncached link only (the model's bytes stay machine-free)
         run_info["provenance"] = provenance
+    # the vocabulary beside the weights: models/ (the DVC artifact `translator`) is all translating needs
+    with atomic_path(model_dir / "spm.model") as tmp:
+        shutil.copyfile(spm_model, tmp)
     write_json_atomic(model_dir / "run.json", meta)  # cached with the model: no run id, path or time
     runs.write_run_link(Path(cfg.paths.reports_dir) / "train_run.json", run_info)
     if logger:
