@@ -454,6 +454,8 @@ def test_the_next_export_removes_what_a_killed_export_left_half_made(tiny_data: 
 
     client = MlflowClient(tracking_uri=uri)
     killed_at("mlflow.tracking.client:MlflowClient.log_model_artifacts")  # inside log_model
+    run_id = json.loads((tmp_path / "checkpoints/run.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING", "a run killed in its export did not finish"
     experiment = client.get_experiment_by_name("leftovers").experiment_id
     [pending] = client.search_logged_models([experiment])
     assert pending.status == "PENDING"
@@ -470,3 +472,4 @@ def test_the_next_export_removes_what_a_killed_export_left_half_made(tiny_data: 
     [model] = client.search_logged_models([experiment])
     assert model.status == "READY" and version.source.endswith(model.model_id)
     assert not {k for k in [*model.tags, *version.tags] if k.startswith("s2s.export")}, "no mark left once complete"
+    assert client.get_run(run_id).info.status == "FINISHED"

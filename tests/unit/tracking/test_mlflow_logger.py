@@ -121,3 +121,26 @@ def test_a_training_stopped_by_a_signal_ends_its_run_killed(
             assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == status
             raise
     assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == status
+
+
+def test_the_run_finishes_after_the_export_not_when_fit_ends(busy_store: tuple[str, threading.Event]) -> None:
+    """Lightning ends its logger's run with ``success`` when ``fit`` returns, before the stage exports
+    and logs the model: the run stays RUNNING until the stage's active run ends after the export, so a
+    kill during the export does not leave a FINISHED run without its model (issue 34, item 10)."""
+    uri, gate = busy_store
+    gate.set()
+    logger = mlflow_logger.make_logger(config(uri), None, {}, "exported")
+    assert logger.wait_for_run(600)
+    logger.timeout_s = 600
+    logger.log_metrics({"train_loss": 1.0}, step=1)
+    client = MlflowClient(tracking_uri=uri)
+    with active_run_when_open(logger, False, lambda: None):
+        logger.finalize("success")  # Lightning's teardown at the end of fit
+        assert client.get_run(logger.run_id).info.status == "RUNNING"  # the export comes now
+    assert client.get_run(logger.run_id).info.status == "FINISHED"
+    alone = mlflow_logger.make_logger(config(uri), None, {}, "fit only")  # no active run of a stage around it
+    assert alone.wait_for_run(600)
+    alone.timeout_s = 600
+    alone.log_metrics({"train_loss": 1.0}, step=1)
+    alone.finalize("success")
+    assert client.get_run(alone.run_id).info.status == "FINISHED"
