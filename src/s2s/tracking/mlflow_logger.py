@@ -189,7 +189,17 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     def finalize(self, status: str = "success") -> None:
         """Lightning's end of the run: ``failed`` for any exception, which it calls this in the
-        handler of; a training stopped by a signal (saved, resumable) ends KILLED instead."""
+        handler of; a training stopped by a signal (saved, resumable) ends KILLED instead.
+
+        ``success`` comes when ``fit`` returns, before the stage exports and logs the model: while
+        the run is the stage's active run (:func:`s2s.tracking.runs.active_run_when_open`), that
+        ends it after the export, so a kill during the export leaves it RUNNING, not FINISHED."""
+        if status == "success" and self._run_id is not None:
+            import mlflow
+
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self._run_id:
+                return
         if status == "failed" and end_status(sys.exc_info()[1]) == "KILLED":
             status = "KILLED"  # Lightning's MLFlowLogger passes a status it does not know to MLflow as is
         self._guard("finalize", super().finalize, status)
