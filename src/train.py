@@ -10,6 +10,7 @@ import s2s.common.interrupts  # noqa: F401 - first: Ctrl-C while importing the r
 # isort: on
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,17 +59,23 @@ def end_distributed_job(launch_env: dict[str, str]) -> None:
     os.environ.update(launch_env)
 
 
+def launched_overrides(hc: Any) -> list[str]:
+    """Every override of the sweep's command line (``preset=tiny optim.lr=0.001,0.003``), as Hydra's
+    sweeper wrote them to ``multirun.yaml`` before the first job; [] without the file."""
+    try:
+        return list(OmegaConf.load(Path(hc.sweep.dir) / "multirun.yaml").hydra.overrides.task)
+    except (OSError, AttributeError):
+        return []
+
+
 def swept(hc: Any) -> tuple[list[str], list[str]]:
     """(the sweep's own overrides that vary, e.g. ``optim.lr=0.001,0.003``; this job's values of
     them, e.g. ``optim.lr=0.001``). The sweep's are in ``multirun.yaml`` (Hydra's sweeper writes it
     before the first job); without it every override of the job counts as swept."""
     parser = OverridesParser.create()
     job = [o for o in parser.parse_overrides(list(hc.overrides.task)) if not o.key_or_group.startswith(NOT_SWEPT)]
-    try:
-        launched = OmegaConf.load(Path(hc.sweep.dir) / "multirun.yaml").hydra.overrides.task
-        sweep = [o for o in parser.parse_overrides(list(launched)) if o.is_sweep_override()]
-    except (OSError, AttributeError):
-        sweep = job
+    launched = launched_overrides(hc)
+    sweep = [o for o in parser.parse_overrides(launched) if o.is_sweep_override()] if launched else job
     keys = {o.key_or_group for o in sweep}
     return [o.input_line for o in sweep], [o.input_line for o in job if o.key_or_group in keys]
 
@@ -77,7 +84,9 @@ def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     """The MLflow name and tags of a sweep job's run, under the sweep's parent run (created once).
 
     Named by what varies (``bilstm_attn lr=0.001``; the full key where the last part is ambiguous)
-    and tagged with the job's overrides and folder, so the jobs of a sweep can be told apart.
+    and tagged with the job's folder and every override of the job (``hydra.overrides``, a shell
+    command line: ``python src/train.py <tag>`` trains the job again, the preset included; the
+    parent's holds the sweep's), so the jobs of a sweep can be told apart and rerun.
     """
     from s2s.tracking import runs, store, sweeps
 
@@ -97,13 +106,13 @@ def sweep_run(cfg: DictConfig, hc: Any) -> dict[str, Any]:
         cfg.logger.experiment_name,
         hc.sweep.dir,
         " ".join(["sweep", *sweep_overrides]),
-        {"hydra.sweep.dir": str(Path(hc.sweep.dir).resolve()), "hydra.overrides": " ".join(sweep_overrides)},
+        {"hydra.sweep.dir": str(Path(hc.sweep.dir).resolve()), "hydra.overrides": shlex.join(launched_overrides(hc))},
     )
     return {
         "name": " ".join([model, *labels]) if labels else f"{model} job {hc.job.num}",
         "tags": {
             "mlflow.parentRunId": parent,
-            "hydra.overrides": " ".join(job_overrides),
+            "hydra.overrides": shlex.join(hc.overrides.task),  # all of them: the job's values of the swept ones
             "hydra.job.num": str(hc.job.num),
             "hydra.job.dir": str(Path(hc.runtime.output_dir).resolve()),
             "hydra.sweep.dir": str(Path(hc.sweep.dir).resolve()),
@@ -123,19 +132,22 @@ def run_sweep_job(cfg: DictConfig, hc: Any) -> dict[str, Any]:
     run = sweep_run(cfg, hc)
     sys.argv = single_job_argv(sys.argv[0], list(hc.overrides.task), job_paths)
     launch_env = dict(os.environ)
-    ok = False
+    from s2s.tracking.runs import end_status
+
+    status = "FINISHED"
     try:
         from s2s.training.run import run_training
 
-        summary = run_training(cfg, run)
-        ok = True
-        return summary
+        return run_training(cfg, run)
+    except BaseException as err:
+        status = end_status(err)  # KILLED when a signal stopped the job
+        raise
     finally:
         end_distributed_job(launch_env)
         if run:
             from s2s.tracking import sweeps
 
-            sweeps.end_sweep_job(*run["parent"], ok)
+            sweeps.end_sweep_job(*run["parent"], status)
 
 
 def check_outputs(cfg: DictConfig) -> None:

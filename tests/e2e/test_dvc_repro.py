@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_TRAINING, compose_params, copy_project, mirror_dir
+from conftest import ROOT, SHORT_TRAINING, compose_params, copy_project, mirror_dir
 from helpers.e2e_checks import assert_scores_match_translations
 
 pytestmark = pytest.mark.slow
@@ -75,3 +75,31 @@ def test_changing_a_decode_parameter_reruns_only_evaluate(project: tuple[Path, d
             assert f"Running stage '{stage}'" not in out
     finally:
         (work / "params.yaml").write_text(params)
+
+
+def test_the_translator_artifact_is_fetched_and_translates_as_the_docs_write_it(
+    project: tuple[Path, dict[str, str]],
+) -> None:
+    """docs/tracking.md's commands, as written, in the trained project: a version tagged, the DVC
+    artifact `translator` fetched, and that folder alone translates, with the data/prepared the
+    model was trained with out of the way: it holds its SentencePiece model (issue 34, item 13)."""
+    work, env = project
+    page = (ROOT / "docs/tracking.md").read_text(encoding="utf-8")
+    starts = ("git tag -a translator@", "dvc artifacts get ", "python src/translate.py translate.model=translator ")
+    tag, get, translate = (next(line for line in page.splitlines() if line.startswith(s)) for s in starts)
+    who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+           for key, value in (("NAME", "test"), ("EMAIL", "test@example.com"))}  # fmt: skip
+    env = {**env, **who}
+    (work / "in.txt").write_text("A man is riding a bicycle.\n\nTwo dogs play in the snow.\n", encoding="utf-8")
+    expected = run(["bash", "-c", "python src/translate.py < in.txt"], work, env).stdout
+    run(["git", "add", "-A"], work, env)
+    run(["git", "commit", "-qm", "trained"], work, env)
+    run(["bash", "-c", tag], work, env)
+    run(["bash", "-c", get], work, env)
+    assert {"model.pt", "spm.model"} <= {p.name for p in (work / "translator").iterdir()}
+    prepared, away = work / "data/prepared", work / "data/prepared.away"
+    prepared.rename(away)
+    try:
+        assert run(["bash", "-c", translate], work, env).stdout == expected
+    finally:
+        away.rename(prepared)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,21 +38,28 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     db = f"sqlite:///{base}/mlflow.db"
     paths = copy_tiny(tiny_data, base)
     tracking = [f"logger.tracking_uri={db}", "logger.experiment_name=model-test"]
-    run_script(
+    result = run_script(
         "train", *paths, *tracking, f"logger.registered_model_name={NAME}", "trainer.max_epochs=2",
         env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"},
     )
     run_id = json.loads((base / "reports/train_run.json").read_text())["run_id"]
-    return {"base": base, "db": db, "paths": paths, "tracking": tracking, "run_id": run_id}
+    return {
+        "base": base, "db": db, "paths": paths, "tracking": tracking, "run_id": run_id,
+        "console": result.stdout + result.stderr,
+    }  # fmt: skip
 
 
-def translate(t: dict, *overrides: str) -> list[str]:
+def translate_run(t: dict, *overrides: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "src/translate.py", *t["paths"], *t["tracking"], *overrides],
         input="".join(line + "\n" for line in LINES), cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.splitlines()
+    return result
+
+
+def translate(t: dict, *overrides: str) -> list[str]:
+    return translate_run(t, *overrides).stdout.splitlines()
 
 
 def test_every_param_is_logged_once_with_dots(trained: dict, tmp_path: Path) -> None:
@@ -87,6 +95,64 @@ def test_pyfunc_model_translates_like_translate_py(trained: dict) -> None:
     requirements = (local / "requirements.txt").read_text()
     assert "torch" in requirements and "sentencepiece" in requirements
     assert {p.name for p in (local / "artifacts").iterdir()} == {"model.pt", "spm.model", "translator.json"}
+
+
+# what a newcomer reads as trouble on every training and every translate from the registry (issue 34, item 14)
+NOISE = {
+    "MLflow's warning about a pickled model": "CloudPickle",
+    "MLflow's artifact progress bars": "Downloading artifacts",
+}
+# what training needs and translating does not: never a served model's requirement, never imported by it
+TRAINING_ONLY = {"dvc", "dvclive", "pytorch-lightning", "matplotlib", "sacrebleu", "sacremoses"}
+
+
+def test_the_model_is_logged_as_code_without_noise(trained: dict) -> None:
+    """MLflow's models-from-code: the model is a code file (no pickled object, no CloudPickle
+    warning on every training), and logging it prints no progress bars (issue 34, items 13, 14)."""
+    import mlflow
+
+    found = {what: [line for line in trained["console"].splitlines() if text in line] for what, text in NOISE.items()}
+    assert not {what: lines for what, lines in found.items() if lines}
+    mlflow.set_tracking_uri(trained["db"])
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{trained['run_id']}/model"))
+    pyfunc = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+    assert pyfunc.get("model_code_path", "").endswith("translator_model.py"), pyfunc
+    assert "python_model" not in pyfunc and not list(local.glob("python_model.pkl*"))
+
+
+def test_the_model_requires_what_translating_needs_only(trained: dict) -> None:
+    """Its requirements are inference's: exactly the project's dependencies that a fresh process
+    imports to load the model and translate (torch, SentencePiece, Hydra, which builds the model,
+    NumPy, MLflow), without DVC, DVCLive, Lightning, matplotlib or the scorers (issue 34, item 13)."""
+    import mlflow
+    from packaging.requirements import Requirement
+
+    mlflow.set_tracking_uri(trained["db"])
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1"))
+    lines = [x for x in (local / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
+    required = {Requirement(x).name.lower() for x in lines}
+    script = (
+        "import sys, importlib.metadata, mlflow\n"
+        f"m = mlflow.pyfunc.load_model({str(local)!r})\n"
+        "m.predict({'text': ['A dog runs.']})\n"
+        "names = importlib.metadata.packages_distributions()\n"
+        "print(' '.join(sorted({d.lower() for m in list(sys.modules) for d in names.get(m.split('.')[0], [])})))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # MLflow puts the model's own package first
+    result = subprocess.run([sys.executable, "-c", script], cwd=trained["base"], env=env, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = set(result.stdout.split())
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        ours = {Requirement(d).name.lower() for d in tomllib.load(fh)["project"]["dependencies"]}
+    assert required == imported & ours, (sorted(required), sorted(imported & ours))
+    assert not required & TRAINING_ONLY and {"mlflow", "torch", "sentencepiece", "numpy"} <= required
+
+
+def test_translate_from_the_registry_prints_no_progress_bars(trained: dict) -> None:
+    result = translate_run(trained, f"translate.model=models:/{NAME}/1")
+    assert "Downloading artifacts" not in result.stderr + result.stdout, result.stderr[-3000:]
+    assert result.stdout.splitlines() == translate(trained)
 
 
 def test_registered_model_and_translate_uris(trained: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_config, copy_tiny, not_a_param, run_script
+from conftest import HELPERS, ROOT, compose_config, copy_tiny, not_a_param, run_script
 from helpers.processes import free_port, stop
 
 pytestmark = pytest.mark.slow
@@ -157,10 +159,20 @@ def test_multirun_is_one_parent_run_with_a_named_child_per_job(tiny_data: Path, 
     parent = runs["sweep optim.lr=0.001,0.003"]
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["hydra.sweep.dir"] == str(sweep)
+    # the sweep's command line, every override (issue 34, item 13): the sweep can be run again from it
+    assert shlex.split(parent.data.tags["hydra.overrides"]) == [
+        *paths, "optim.lr=0.001,0.003", "trainer.max_epochs=1", "logger.registered_model_name=null",
+        f"logger.tracking_uri={db}", "logger.experiment_name=sweep",
+    ]  # fmt: skip
     for num, lr in enumerate(("0.001", "0.003")):
         child = runs[f"bilstm_attn lr={lr}"]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.data.tags["hydra.overrides"] == f"optim.lr={lr}"
+        # every override of the job, the preset included, so the job can be rerun from its tags
+        overrides = shlex.split(child.data.tags["hydra.overrides"])
+        assert "preset=tiny" in overrides and f"optim.lr={lr}" in overrides, overrides
+        assert overrides == OmegaConf.load(sweep / str(num) / ".hydra/overrides.yaml")
+        job_config = OmegaConf.load(sweep / str(num) / ".hydra/config.yaml")
+        assert compose_config(overrides) == job_config, "the tag's overrides compose the job's config"
         assert child.data.tags["hydra.job.dir"] == str(sweep / str(num))
         assert child.data.params["optim.lr"] == lr
     # each job kept its own model
@@ -326,6 +338,38 @@ def test_resume_whose_mlflow_run_is_gone_continues_in_a_linked_run(tiny_data: Pa
     assert (tmp_path / "models/model.pt").is_file()
 
 
+# --- an interrupted training says so in MLflow (issue 34, item 10) ---
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1], ids=lambda s: s.name)
+def test_an_interrupted_training_is_killed_and_its_resume_finishes_the_same_run(
+    tiny_data: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A signal stops the real train script at an exact batch: its run is KILLED (not FAILED, which
+    says the training broke); the same command resumes into the same run, which ends FINISHED."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = ["trainer.max_epochs=1", f"logger.tracking_uri={uri}", "logger.experiment_name=killed"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    stopped = subprocess.run(
+        [sys.executable, str(HELPERS / "signal_at_batch.py"), "3", sig.name, "src/train.py", *paths, *run],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
+    run_id = json.loads((tmp_path / "checkpoints/run.json").read_text())["run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert not (tmp_path / "models/model.pt").exists()
+
+    resumed = run_script("train", *paths, *run)
+    output = resumed.stdout + resumed.stderr
+    assert "Restoring states from the checkpoint" in output or "Restored all states" in output, output[-3000:]
+    assert json.loads((tmp_path / "reports/train_run.json").read_text())["run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    experiment = client.get_experiment_by_name("killed").experiment_id
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [run_id], "one run, continued"
+
+
 # --- a killed evaluate leaves no RUNNING run (issue 26, item 15) ---
 
 # the real log_evaluation, held while it uploads the evaluation's artifacts (the event the test waits on);
@@ -385,3 +429,47 @@ def test_next_evaluation_closes_the_run_of_a_sigkilled_one(tmp_path: Path) -> No
     new = log_evaluation({"run_id": parent}, {"bleu": 2.0}, [], "test/greedy1", uri=uri)
     status = {c.info.run_id: c.info.status for c in children(uri, parent)}
     assert status == {stale.info.run_id: "KILLED", new: "FINISHED"}
+
+
+# --- a kill during the export leaves nothing half-made for long (issue 34, item 14) ---
+
+
+def test_the_next_export_removes_what_a_killed_export_left_half_made(tiny_data: Path, tmp_path: Path) -> None:
+    """SIGKILL inside MLflow's log_model (the logged model PENDING), then after the version is
+    registered but before it is described (an untagged version): the next export of the run
+    deletes both, says so, and registers one complete version."""
+    paths = copy_tiny(tiny_data, tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    name = "s2s-leftovers"
+    run = ["trainer.max_epochs=1", f"logger.tracking_uri={uri}", "logger.experiment_name=leftovers",
+           f"logger.registered_model_name={name}"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+    def killed_at(target: str) -> None:
+        result = subprocess.run(
+            [sys.executable, str(HELPERS / "fail_at.py"), "--kill", target, "src/train.py", *paths, *run],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == -signal.SIGKILL and f"killed at {target}" in result.stderr, result.stderr[-3000:]
+
+    client = MlflowClient(tracking_uri=uri)
+    killed_at("mlflow.tracking.client:MlflowClient.log_model_artifacts")  # inside log_model
+    run_id = json.loads((tmp_path / "checkpoints/run.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING", "a run killed in its export did not finish"
+    experiment = client.get_experiment_by_name("leftovers").experiment_id
+    [pending] = client.search_logged_models([experiment])
+    assert pending.status == "PENDING"
+    killed_at("s2s.tracking.registry:describe_version")  # registered, not described
+    [untagged] = client.search_model_versions(f"name = '{name}'")
+    assert not untagged.description and "model" not in untagged.tags
+    assert pending.model_id not in {m.model_id for m in client.search_logged_models([experiment])}, "deleted"
+
+    result = run_script("train", *paths, *run)
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "killed export" in line]
+    assert len(warnings) == 1 and f"version {untagged.version}" in warnings[0], warnings
+    [version] = client.search_model_versions(f"name = '{name}'")
+    assert version.version != untagged.version and version.description and version.tags["model"] == "bilstm_attn"
+    [model] = client.search_logged_models([experiment])
+    assert model.status == "READY" and version.source.endswith(model.model_id)
+    assert not {k for k in [*model.tags, *version.tags] if k.startswith("s2s.export")}, "no mark left once complete"
+    assert client.get_run(run_id).info.status == "FINISHED"

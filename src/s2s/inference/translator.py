@@ -232,7 +232,8 @@ def is_model_uri(model: str) -> bool:
 
 def model_files(model: str | Path, spm: str | Path) -> tuple[Path, Path]:
     """(model.pt, spm.model) of ``model``: a model file (with ``spm``), a folder holding
-    ``model.pt`` (``models/``, with ``spm``), or an MLflow Model folder (both are its artifacts)."""
+    ``model.pt`` (``models/``, the DVC artifact ``translator``: with its own ``spm.model``, else
+    ``spm``), or an MLflow Model folder (both are its artifacts)."""
     path = Path(model)
     if not path.is_dir():
         return path, Path(spm)
@@ -246,7 +247,8 @@ def model_files(model: str | Path, spm: str | Path) -> tuple[Path, Path]:
         except (KeyError, TypeError) as err:
             raise InputError(f"translate.model={model}: an MLflow Model, but not one of this project") from err
     if (path / "model.pt").is_file():
-        return path / "model.pt", Path(spm)
+        own = path / "spm.model"  # the vocabulary the training exported beside the weights
+        return path / "model.pt", own if own.is_file() else Path(spm)
     raise InputError(f"translate.model={model}: a folder without model.pt or MLmodel")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import MLFlowLogger
 
-from s2s.tracking.runs import log_to_run, open_run, run_name
+from s2s.tracking.runs import end_status, log_to_run, open_run, run_name
 from s2s.tracking.store import bound_http_retries, bounded, first_line, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,20 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._guard("log_hyperparams", super().log_hyperparams, params)
 
     def finalize(self, status: str = "success") -> None:
+        """Lightning's end of the run: ``failed`` for any exception, which it calls this in the
+        handler of; a training stopped by a signal (saved, resumable) ends KILLED instead.
+
+        ``success`` comes when ``fit`` returns, before the stage exports and logs the model: while
+        the run is the stage's active run (:func:`s2s.tracking.runs.active_run_when_open`), that
+        ends it after the export, so a kill during the export leaves it RUNNING, not FINISHED."""
+        if status == "success" and self._run_id is not None:
+            import mlflow
+
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self._run_id:
+                return
+        if status == "failed" and end_status(sys.exc_info()[1]) == "KILLED":
+            status = "KILLED"  # Lightning's MLFlowLogger passes a status it does not know to MLflow as is
         self._guard("finalize", super().finalize, status)
 
     def log_artifacts(self, artifacts: list[tuple[str | Path, str | None]]) -> None:

@@ -4,8 +4,10 @@
 ``text`` column; a bare list is refused by the signature) and ``mlflow models serve``
 both run the project's own :class:`~s2s.inference.translator.Translator` (the same code as
 ``src/translate.py``), so every way of translating gives the same words. The model folder holds
-``model.pt``, ``spm.model`` and the decoding settings (``translator.json``) as artifacts and the
-``s2s`` package as code (``code_paths``), so it loads where the project is not installed. This
+``model.pt``, ``spm.model`` and the decoding settings (``translator.json``) as artifacts, the
+``s2s`` package as code (``code_paths``), so it loads where the project is not installed, and the
+model itself as code (MLflow's models-from-code: ``translator_model.py``, run at load; nothing is
+pickled). Its requirements are what translating imports (:data:`INFERENCE_PACKAGES`). This
 module imports neither Lightning nor Hydra.
 """
 
@@ -32,6 +34,7 @@ from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VA
 
 from s2s.common.io import InputError
 from s2s.common.numerics import DEFAULT_MKL_BRANCH, apply_numerics, hold_mkl_threads
+from s2s.tracking.store import quiet_artifact_progress
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,12 @@ PARAMS = (
     ("max_len_b", "max_len_b"),
     ("alpha", "length_penalty"),
 )
+# the project's dependencies that loading the model and translating import (Hydra instantiates the
+# model's modules; pandas comes with MLflow): the model's requirements, checked by
+# tests/e2e/test_mlflow_model.py::test_the_model_requires_what_translating_needs_only
+INFERENCE_PACKAGES = ("torch", "sentencepiece", "hydra-core", "omegaconf", "numpy", "mlflow")
+# the model's code (MLflow's models-from-code): loading runs it, nothing is unpickled
+MODEL_CODE = Path(__file__).with_name("translator_model.py")
 INPUT_COLUMN = "text"
 INPUT_EXAMPLE = ["A man is riding a bicycle.", "Two dogs play in the snow."]
 ARTIFACT_PATH = "model"  # runs:/<run id>/model
@@ -244,10 +253,15 @@ def signature(decode_cfg: Mapping[str, Any]) -> Any:
     )
 
 
-def project_requirements(pyproject: str | Path) -> list[str]:
-    """The project's own dependencies (pyproject.toml), which a served model needs to run."""
+def inference_requirements(pyproject: str | Path) -> list[str]:
+    """The project's dependencies (``pyproject.toml``, with their version ranges) that loading the
+    model and translating import: :data:`INFERENCE_PACKAGES`, not DVC, DVCLive, Lightning,
+    matplotlib or the scorers (training's and evaluation's)."""
+    from packaging.requirements import Requirement
+
     with open(pyproject, "rb") as fh:
-        return list(tomllib.load(fh)["project"]["dependencies"])
+        dependencies = tomllib.load(fh)["project"]["dependencies"]
+    return [d for d in dependencies if Requirement(d).name.lower() in INFERENCE_PACKAGES]
 
 
 def log_model(
@@ -259,9 +273,11 @@ def log_model(
     max_src_pieces: int | None = None,
     registered_model_name: str | None = None,
     numerics: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Any:
     """Log the model into the active run as ``runs:/<run id>/model`` (and register a version).
-    ``numerics``: the run's ``numerics`` section, applied by the loaded model before it computes."""
+    ``numerics``: the run's ``numerics`` section, applied by the loaded model before it computes;
+    ``tags``: the logged model's and the registered version's."""
     # decoding settings as an artifact, not model_config: MLflow would log model_config as run
     # params a second time (decode/beam_size beside decode.beam_size)
     decode = {k: v for k, v in dict(decode_cfg).items() if k not in ("device", "compile")}
@@ -276,13 +292,15 @@ def log_model(
         settings_file.write_text(json.dumps(settings, indent=1), encoding="utf-8")
         package = Path(tmp) / "s2s"  # the package as the model's code, without byte-code caches
         shutil.copytree(Path(__file__).resolve().parents[1], package, ignore=shutil.ignore_patterns("__pycache__"))
+        quiet_artifact_progress()  # MLflow loads the model once to check the input example
         return mlflow.pyfunc.log_model(
             name=ARTIFACT_PATH,
-            python_model=Seq2SeqTranslator(),
+            python_model=str(MODEL_CODE),  # models-from-code: no pickled object (nor CloudPickle's warning)
             artifacts={"model": str(model_file), "spm": str(spm_file), "settings": str(settings_file)},
             code_paths=[str(package)],
             signature=signature(decode_cfg),
             input_example=pd.DataFrame({INPUT_COLUMN: INPUT_EXAMPLE}),
-            pip_requirements=project_requirements(pyproject),
+            pip_requirements=inference_requirements(pyproject),
             registered_model_name=registered_model_name,
+            tags=dict(tags) if tags else None,
         )

@@ -25,6 +25,7 @@ from s2s.tracking.store import (
     bound_http_retries,
     check_tracking_uri,
     first_line,
+    quiet_artifact_progress,
     sqlite_path,
     tracking_uri,
 )
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # a registered version's validation BLEU, and what makes two versions' scores comparable (validation_key)
 SCORE_TAG, VALIDATION_KEY_TAG = "val_bleu", "s2s.validation_key"
+# on the logged model and its registered version while an export is under way (removed once the
+# version is described): what a killed export leaves carries it, and the run's next export deletes it
+EXPORT_TAG, EXPORT_UNDER_WAY = "s2s.export", "incomplete"
 
 
 def log_translator(
@@ -53,9 +57,20 @@ def log_translator(
     ``registered_name`` (a version with ``description`` and ``tags``) and move ``alias`` to it when
     its validation BLEU (``score``) is the best of that name's versions validated on the same set
     (``validation``, :func:`validation_key`). ``numerics``: the run's, applied by the loaded model.
-    Returns what was done; a failing store costs a warning."""
+    Returns what was done; a failing store costs a warning.
+
+    What an earlier export into this run left half made (killed: a PENDING logged model, a version
+    registered but not described) is deleted first (:func:`remove_killed_exports`)."""
+    import mlflow
+
     from s2s.tracking import mlflow_model
 
+    try:
+        active = mlflow.active_run()
+        if active is not None:
+            remove_killed_exports(active.info.run_id)
+    except Exception as err:
+        log.warning("what a killed export left in MLflow was not looked for: %s", first_line(err))
     try:
         info = mlflow_model.log_model(
             model_file,
@@ -66,6 +81,7 @@ def log_translator(
             max_src_pieces,
             registered_name or None,
             numerics,
+            tags={EXPORT_TAG: EXPORT_UNDER_WAY},
         )
     except Exception as err:
         log.warning("MLflow Model not logged: %s", first_line(err))
@@ -74,13 +90,50 @@ def log_translator(
     version = info.registered_model_version
     if registered_name and version is not None:
         out.update(registered_model=registered_name, registered_version=str(version))
-        try:
+    try:
+        if version is not None and registered_name:
             describe_version(registered_name, str(version), description, tags)
-            if alias and promote(registered_name, str(version), alias, score, key=validation):
+        end_export(info.model_id, registered_name, None if version is None else str(version))
+        if version is not None and registered_name and alias:
+            if promote(registered_name, str(version), alias, score, key=validation):
                 out["alias"] = alias
-        except Exception as err:
-            log.warning("model version %s of %s not promoted: %s", version, registered_name, first_line(err))
+    except Exception as err:
+        log.warning("MLflow Model %s (version %s of %s) not described or promoted: %s", info.model_id, version,
+                    registered_name, first_line(err))  # fmt: skip
     return out
+
+
+def end_export(model_id: str, name: str | None, version: str | None) -> None:
+    """The export's logged model and version are complete: their under-way mark goes."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.delete_logged_model_tag(model_id, EXPORT_TAG)
+    if name and version is not None:
+        client.delete_model_version_tag(name, version, EXPORT_TAG)
+
+
+def remove_killed_exports(run_id: str) -> list[str]:
+    """Delete what a killed export into this run left half made: its logged models still PENDING or
+    marked under way, and its registered versions marked under way (registered, never described:
+    no score, never promoted). Only one training uses a run at a time (the checkpoint folder's lock),
+    so nothing of a live export is touched. One warning names what went; returns it."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    gone = []
+    for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+        if mv.tags.get(EXPORT_TAG) == EXPORT_UNDER_WAY:
+            client.delete_model_version(mv.name, mv.version)
+            gone.append(f"version {mv.version} of {mv.name}")
+    for model in client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'"):
+        if model.status == "PENDING" or model.tags.get(EXPORT_TAG) == EXPORT_UNDER_WAY:
+            client.delete_logged_model(model.model_id)
+            gone.append(f"logged model {model.model_id} ({model.status})")
+    if gone:
+        log.warning("MLflow: deleted what a killed export of run %s left half made: %s", run_id, ", ".join(gone))
+    return gone
 
 
 def describe_version(name: str, version: str, description: str | None, tags: Mapping[str, str] | None) -> None:
@@ -246,6 +299,7 @@ def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) 
     if db is not None and not db.is_file():
         raise InputError(f"translate.model={model_uri}: the MLflow store {db} does not exist")
     bound_http_retries()
+    quiet_artifact_progress()
     try:
         check_tracking_uri(uri, 10)
         path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri)

@@ -35,6 +35,27 @@ NON_PARAM_PREFIXES = ("paths.", "logger.", "data.sources.", "data.mirror", "data
 RESUMED_FROM_TAG = "s2s.resumed_from_run"
 
 
+def end_status(err: BaseException | None) -> str:
+    """The status a run ends with: ``FINISHED`` without an error; ``KILLED`` when a signal or Ctrl-C
+    stopped it, also where the stop led to another exception (Lightning turns a Ctrl-C into
+    ``SystemExit(1)``); ``FAILED`` for any other error.
+
+    A stop is an exception with a ``signum`` (training's ``TrainingInterrupted``, evaluation's
+    ``RunKilled``), a ``KeyboardInterrupt`` or Lightning's ``SIGTERMException`` (known by name: this
+    module does not import Lightning)."""
+    if err is None:
+        return "FINISHED"
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, KeyboardInterrupt) or getattr(err, "signum", None) is not None:
+            return "KILLED"
+        if type(err).__name__ == "SIGTERMException":
+            return "KILLED"
+        err = err.__cause__ or err.__context__
+    return "FAILED"
+
+
 def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The values that determine a result: the flattened config without paths, checksums and logging."""
     return {k: v for k, v in flatten(cfg).items() if not k.startswith(NON_PARAM_PREFIXES)}
@@ -196,10 +217,12 @@ def active_run(uri: str, run_id: str, system_metrics: bool | None) -> Iterator[N
         log.warning("MLflow run %s could not be made active at %s: %s", run_id, uri, first_line(err))
         yield
         return
-    status = "FAILED"
+    status = "FINISHED"
     try:
         yield
-        status = "FINISHED"
+    except BaseException as err:
+        status = end_status(err)  # KILLED when a signal stopped it
+        raise
     finally:
         try:
             mlflow.end_run(status)
@@ -230,10 +253,12 @@ def active_run_when_open(logger: Any, system_metrics: bool | None, on_start: Cal
         on_start()
 
     logger.when_open(start)
-    status = "FAILED"
+    status = "FINISHED"
     try:
         yield
-        status = "FINISHED"
+    except BaseException as err:
+        status = end_status(err)  # KILLED when a signal stopped training: its resume continues the run
+        raise
     finally:
         state["open"] = False
         if state["started"]:

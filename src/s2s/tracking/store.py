@@ -107,6 +107,13 @@ def bound_http_retries(max_retries: int = 2, timeout_s: int = 10) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
+def quiet_artifact_progress() -> None:
+    """No MLflow progress bars for artifact transfers in this process (its documented
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``): a ``models:/`` translate printed about 80 tqdm
+    "Downloading artifacts" updates for a few small files, a training three. A value the user set wins."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
     """Fail within ``timeout`` seconds, naming the URI, if an http(s) tracking server does not answer.
 

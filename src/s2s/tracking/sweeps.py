@@ -22,7 +22,7 @@ def sweep_parent_run(uri: str, experiment_name: str, sweep_dir: str | Path, name
 
     Its id lives in ``<sweep dir>/mlflow_parent_run.json``, written under a file lock, so jobs run
     one after the other or side by side (a parallel launcher) share one parent. Each job marks it
-    running while it trains (:func:`end_sweep_job` marks it finished or failed after).
+    running while it trains (:func:`end_sweep_job` ends it with the job's status after).
     """
     from mlflow.tracking import MlflowClient
 
@@ -42,11 +42,12 @@ def sweep_parent_run(uri: str, experiment_name: str, sweep_dir: str | Path, name
         return run.info.run_id
 
 
-def end_sweep_job(uri: str, parent_run_id: str, ok: bool) -> None:
-    """After a job: the parent is finished (until the next job starts), or failed with this job."""
+def end_sweep_job(uri: str, parent_run_id: str, status: str) -> None:
+    """After a job: the parent ends with the job's status (:func:`s2s.tracking.runs.end_status`):
+    finished (until the next job starts), killed with a job a signal stopped, or failed with it."""
     from mlflow.tracking import MlflowClient
 
     try:
-        MlflowClient(tracking_uri=uri).set_terminated(parent_run_id, "FINISHED" if ok else "FAILED")
+        MlflowClient(tracking_uri=uri).set_terminated(parent_run_id, status)
     except Exception as err:
         log.warning("sweep run %s not updated at %s: %s", parent_run_id, uri, first_line(err))

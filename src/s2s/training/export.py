@@ -1,4 +1,5 @@
-"""Export the trained model: ``model.pt`` (best or averaged weights), ``run.json``, the MLflow Model.
+"""Export the trained model: ``model.pt`` (best or averaged weights), its ``spm.model``, ``run.json``,
+the MLflow Model.
 
 Every checkpoint exported is first checked to carry this run's fingerprint, so weights of another
 configuration are never published under this run's config. ``run.json`` describes exactly what
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +82,10 @@ def export(
     spm_sha256: str | None = None,
     curves: Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.pt`` and ``run.json`` (cached by DVC: nothing run-specific inside) and the
-    link to the MLflow run in ``reports/train_run.json`` (not cached), and publish them with the
-    run's DVCLive folder ``curves`` as ``reports/dvclive`` (None: left alone): all together once
-    everything is written, none when anything fails (:mod:`s2s.training.publish`).
+    """Write ``model.pt``, its ``spm.model`` and ``run.json`` (cached by DVC: nothing run-specific
+    inside) and the link to the MLflow run in ``reports/train_run.json`` (not cached), and publish
+    them with the run's DVCLive folder ``curves`` as ``reports/dvclive`` (None: left alone): all
+    together once everything is written, none when anything fails (:mod:`s2s.training.publish`).
 
     ``spm_sha256``: the vocabulary the weights were trained with (the prepared ``spm.model``'s
     sha256 when training started; None: the file's now). ``model.pt`` is stamped with it, and
@@ -119,6 +121,8 @@ def export(
             meta,
             spm_sha256=trained,
         )
+        # the vocabulary beside the weights: models/ (the DVC artifact `translator`) is all translating needs
+        shutil.copyfile(spm_model, out.model_dir / "spm.model")
         write_json_atomic(out.model_dir / "run.json", meta)  # cached with the model: no run id, path or time
         runs.write_run_link(out.run_link, run_info)
         if logger:

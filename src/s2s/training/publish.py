@@ -1,6 +1,6 @@
 """What the train stage publishes, and when: all of it, and only once it may.
 
-The stage's outputs, ``models/`` (model.pt, run.json), ``reports/train_run.json`` (the MLflow run)
+The stage's outputs, ``models/`` (model.pt, spm.model, run.json), ``reports/train_run.json`` (the MLflow run)
 and ``reports/dvclive/`` (DVC's metrics and curves), are ``persist: true`` in dvc.yaml: DVC leaves
 them in place while the stage runs, and the stage replaces them itself, at the end. Until then it
 writes elsewhere: DVCLive logs into the run's checkpoint folder (:func:`curves_dir`, kept with its
@@ -10,7 +10,7 @@ changed under it: :func:`s2s.common.config_guard.check_params_file`) leaves ever
 as it was.
 
 ``reports/dvclive`` is the stage's own folder and is replaced whole (a curve no longer logged does
-not outlive its run). ``model.pt`` and ``run.json`` replace their namesakes one by one: a
+not outlive its run). ``model.pt``, ``spm.model`` and ``run.json`` replace their namesakes one by one: a
 ``paths.model_dir`` of the user's keeps its other files.
 """
 

@@ -65,3 +65,18 @@ def test_known_language_tags(tagged_vocab: Vocabulary) -> None:
         check_target_lang(tagged_vocab, "fr")
     with pytest.raises(InputError, match="translate.target_lang is not set.*de, en"):
         check_target_lang(tagged_vocab, None)
+
+
+def test_a_model_folder_translates_with_its_own_vocabulary(tmp_path: Path) -> None:
+    """``models/`` and the DVC artifact ``translator`` hold their ``spm.model``: a folder's own wins;
+    a model file, or a folder without one (an older export), takes ``translate.spm``."""
+    from s2s.inference.translator import model_files
+
+    folder = tmp_path / "translator"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes(b"weights")
+    default = tmp_path / "data/prepared/spm.model"
+    assert model_files(folder, default) == (folder / "model.pt", default)
+    (folder / "spm.model").write_bytes(b"vocabulary")
+    assert model_files(folder, default) == (folder / "model.pt", folder / "spm.model")
+    assert model_files(folder / "model.pt", default) == (folder / "model.pt", default)

@@ -4,6 +4,7 @@ answers, what was logged meanwhile is sent then, and no empty RUNNING run is lef
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 
 from s2s.tracking import mlflow_logger
 from s2s.tracking.runs import active_run_when_open, open_run
+from s2s.training.signals import TrainingInterrupted
 
 
 def config(uri: str) -> object:
@@ -95,3 +97,50 @@ def test_a_run_opened_late_becomes_active_with_its_dataset_inputs(busy_store: tu
         assert started == [logger.run_id] and mlflow.active_run().info.run_id == logger.run_id
     assert mlflow.active_run() is None
     assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    "stop, status", [(TrainingInterrupted(signal.SIGTERM), "KILLED"), (ValueError("nan"), "FAILED")]
+)
+def test_a_training_stopped_by_a_signal_ends_its_run_killed(
+    busy_store: tuple[str, threading.Event], stop: BaseException, status: str
+) -> None:
+    """Lightning ends the logger's run with ``failed`` for any exception (in its handler), then the
+    stage's active run ends: a signal's stop is KILLED at both, an error FAILED (issue 34, item 10)."""
+    uri, gate = busy_store
+    gate.set()
+    logger = mlflow_logger.make_logger(config(uri), None, {}, "stopped")
+    assert logger.wait_for_run(600)
+    logger.timeout_s = 600
+    logger.log_metrics({"train_loss": 1.0}, step=1)  # as training does: Lightning's logger is then initialised
+    with pytest.raises(type(stop)), active_run_when_open(logger, False, lambda: None):
+        try:
+            raise stop
+        except BaseException:  # Lightning's _interrupt: logger.finalize("failed") in the handler
+            logger.finalize("failed")
+            assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == status
+            raise
+    assert MlflowClient(tracking_uri=uri).get_run(logger.run_id).info.status == status
+
+
+def test_the_run_finishes_after_the_export_not_when_fit_ends(busy_store: tuple[str, threading.Event]) -> None:
+    """Lightning ends its logger's run with ``success`` when ``fit`` returns, before the stage exports
+    and logs the model: the run stays RUNNING until the stage's active run ends after the export, so a
+    kill during the export does not leave a FINISHED run without its model (issue 34, item 10)."""
+    uri, gate = busy_store
+    gate.set()
+    logger = mlflow_logger.make_logger(config(uri), None, {}, "exported")
+    assert logger.wait_for_run(600)
+    logger.timeout_s = 600
+    logger.log_metrics({"train_loss": 1.0}, step=1)
+    client = MlflowClient(tracking_uri=uri)
+    with active_run_when_open(logger, False, lambda: None):
+        logger.finalize("success")  # Lightning's teardown at the end of fit
+        assert client.get_run(logger.run_id).info.status == "RUNNING"  # the export comes now
+    assert client.get_run(logger.run_id).info.status == "FINISHED"
+    alone = mlflow_logger.make_logger(config(uri), None, {}, "fit only")  # no active run of a stage around it
+    assert alone.wait_for_run(600)
+    alone.timeout_s = 600
+    alone.log_metrics({"train_loss": 1.0}, step=1)
+    alone.finalize("success")
+    assert client.get_run(alone.run_id).info.status == "FINISHED"
