@@ -67,8 +67,11 @@ def test_ctrl_c_while_a_script_imports_is_one_line_and_exit_130() -> None:
 
     code = ("import s2s.common.interrupts, sys; print('importing', flush=True); sys.stdin.read(); "
             "import torch")
+    # as from a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored, and the
+    # guard rightly stays out of the way there
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+                             stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert child.stdout.readline() == "importing\n"  # the observable event
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)

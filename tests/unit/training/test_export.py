@@ -230,7 +230,7 @@ def test_export_publishes_the_runs_curves_in_place_of_the_old_ones(tmp_path: Pat
            VOCAB, task, None, FP, curves=curves)  # fmt: skip
     assert tree(tmp_path / "reports/dvclive") == tree(curves), "the run's curves, and no other run's"
     models = tree(tmp_path / "models")
-    assert sorted(models) == ["model.pt", "notes.txt", "run.json"], "model.pt and run.json replaced, the rest kept"
+    assert sorted(models) == ["model.pt", "notes.txt", "run.json", "spm.model"], "model files replaced, rest kept"
     assert models["model.pt"] != EARLIER["models/model.pt"]
     assert json.loads((tmp_path / "reports/train_run.json").read_text())["global_step"] == 3
     assert tree(curves) == {"metrics.json": b'{"step": 3}\n', "plots/metrics/val/bleu.tsv": b"step\tbleu\n3\t0.5\n"}
