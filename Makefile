@@ -23,7 +23,7 @@ tiny: setup                 ## the same pipeline on the tiny preset (a few minut
 	# --temp: the workspace (params.yaml, reports/) stays on the default, so `make repro` after it still runs the real thing
 	dvc exp run --temp -n tiny-$$(date +%Y%m%d-%H%M%S) -S preset=tiny
 
-test: setup                 ## the whole test suite, two workers (14 min 17 s on 2 AMD EPYC cores, clean-clone CI run; .ci/run 16 min 45 s)
+test: setup                 ## the whole test suite, two workers (23 min 42 s on 2 AMD EPYC cores beside two nice-19 trainings, clean-clone CI run; .ci/run 30 min)
 	python -m pytest -q -n 2 --dist loadfile
 
 verify: setup               ## rerun the tiny pipeline in portable numerics; matched / differs against reproducibility/
