@@ -158,7 +158,7 @@ def hold_mkl_threads() -> None:
 
     MKL's count is per thread, and torch gives a thread its full count at its first parallel kernel:
     code that computes in a thread of its own (a model server answering a request) calls this first."""
-    if _applied is None or _applied[0] != "portable" or _mkl_threads_setter() is None:
+    if not _holding_mkl():
         return
     import torch
 
@@ -167,9 +167,12 @@ def hold_mkl_threads() -> None:
 
 def mkl_threads() -> int | None:
     """The thread count MKL uses in this thread where portable numerics hold it apart (None elsewhere)."""
-    if _applied is None or _applied[0] != "portable" or _mkl_threads_setter() is None:
-        return None
-    return int(_MKL_ENTRIES[0][1]())
+    return int(_MKL_ENTRIES[0][1]()) if _holding_mkl() else None
+
+
+def _holding_mkl() -> bool:
+    """Whether this process holds MKL's thread count apart: portable numerics applied, MKL reachable."""
+    return _applied is not None and _applied[0] == "portable" and _mkl_threads_setter() is not None
 
 
 _MKL_ENTRIES: list[Any] = []  # the cached lookup: MKL's (set local threads, get max threads), or None
