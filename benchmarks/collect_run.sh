@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copy what a finished headline run's table is made from into docs/results/<run>/ (issue 33):
 # reports/metrics.json, reports/eval/ (report with provenance, translations of every test set,
-# robustness), the validation curve, params.yaml, dvc.lock and run.log (command, wall time).
+# robustness), the training and validation curves, params.yaml, dvc.lock and run.log (command, wall time).
 #
 #   bash benchmarks/collect_run.sh RUN     # RUNS_DIR/RUN (default ../runs/RUN) must have finished
 set -euo pipefail
@@ -11,9 +11,11 @@ SRC=${RUNS_DIR:-$(dirname "$ROOT")/runs}/$RUN
 DEST=$ROOT/docs/results/$RUN
 grep -q '^== .* end: rc 0,' "$SRC/run.log" 2>/dev/null \
     || { echo "error: $SRC/run.log shows no finished run (rc 0): resume it with benchmarks/headline_run.sh" >&2; exit 2; }
-rm -rf "$DEST" && mkdir -p "$DEST/reports/dvclive/plots/metrics/val"
+rm -rf "$DEST" && mkdir -p "$DEST/reports"
 cp "$SRC/reports/metrics.json" "$DEST/reports/"
 cp -r "$SRC/reports/eval" "$DEST/reports/eval"
-cp "$SRC/reports/dvclive/plots/metrics/val/bleu.tsv" "$DEST/reports/dvclive/plots/metrics/val/"
+# the curves from the run's MLflow history: DVCLive's files of a resumed run on 236340e hold only the
+# epochs after its last resume (benchmarks/mlflow_curves.py); its values agree where both exist
+python "$ROOT/benchmarks/mlflow_curves.py" "$SRC/reports/train_run.json" "$DEST/reports/dvclive" >/dev/null
 cp "$SRC/params.yaml" "$SRC/dvc.lock" "$SRC/run.log" "$DEST/"
 echo "collected $RUN into docs/results/$RUN"
