@@ -1,8 +1,8 @@
 """``make headline`` (issue 33 item 2): the committed headline table is what the project's own
 ``compare`` makes of the committed run folders, without retraining.
 
-The README's quoted figures are checked against ``docs/results/headline/`` by
-``tests/unit/docs/test_figures.py``; this test checks that folder against the runs behind it.
+The pages' quoted figures are checked against ``docs/results/headline/compare.json`` by
+``tests/unit/docs/test_compare_figures.py``; this test checks that folder against the runs behind it.
 It skips until the runs are collected (``docs/results/RUNS.md``)."""
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ FENCE = re.compile(r"^(```|~~~)")
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-# `<!-- figures: FILE -->` or `<!-- figures: FILE rows: a, b -->` just above a table or paragraph
-FIGURES = re.compile(r"<!--\s*figures:\s*(\S+)(?:\s+rows:\s*([^>]*?))?\s*-->")
+# `<!-- figures: FILE -->`, `<!-- figures: FILE rows: a, b -->` or `<!-- figures: FILE columns: A, B -->`
+# just above a table or paragraph
+FIGURES = re.compile(r"<!--\s*figures:\s*(\S+)(?:\s+(rows|columns):\s*([^>]*?))?\s*-->")
 
 
 def pages() -> list[Path]:
@@ -87,20 +88,22 @@ def make_targets() -> set[str]:
     return targets
 
 
-def figure_blocks(text: str) -> Iterator[tuple[str, list[str] | None, list[str]]]:
-    """(source file, the rows it covers or None for all, the lines of the table or paragraph below)."""
+def figure_blocks(text: str) -> Iterator[tuple[str, str | None, list[str] | None, list[str]]]:
+    """(source file, "rows" or "columns" or None, the rows or columns it covers (None: all), the
+    lines of the table or paragraph below)."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
         match = FIGURES.search(line)
         if not match:
             continue
-        rows = [r.strip() for r in match.group(2).split(",")] if match.group(2) else None
+        kind = match.group(2)
+        names = [r.strip() for r in match.group(3).split(",")] if kind else None
         block = []
         for following in lines[i + 1:]:
             if not following.strip():
                 break
             block.append(following)
-        yield match.group(1), rows, block
+        yield match.group(1), kind, names, block
 
 
 def table_cells(line: str) -> list[str]:

@@ -74,7 +74,13 @@ def quoted(source: str, rows: list[str] | None, block: list[str]) -> list[tuple[
 
 
 def marked() -> list[tuple[Path, str, list[str] | None, list[str]]]:
-    return [(p, src, rows, block) for p in pages() for src, rows, block in figure_blocks(p.read_text(encoding="utf-8"))]
+    """The blocks quoting an evaluate-layout file (a compare report's: test_compare_figures.py)."""
+    return [
+        (p, src, names if kind == "rows" else None, block)
+        for p in pages()
+        for src, kind, names, block in figure_blocks(p.read_text(encoding="utf-8"))
+        if not src.endswith("compare.json")
+    ]
 
 
 def block_id(value):
