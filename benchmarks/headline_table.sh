@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The headline table from the committed run files only (issue 33): src/compare.py over
 # docs/results/<model>-s<seed>/ (mean ± std over seeds on every test set, BLEU and chrF cased,
-# lc-tok BLEU, paired significance of each model against the default) into docs/results/headline/.
+# lc-tok BLEU, paired significance of each model against the default) into docs/results/headline/,
+# with headline.md, the compact table the pages quote.
 # No training: anyone can re-create the table from a clone. `make headline`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,4 +14,7 @@ for m in $MODELS; do
     [ -n "$runs" ] && systems+=(--system "$m=${runs%,}")
 done
 [ ${#systems[@]} -ge 1 ] || { echo "error: no run collected under $RESULTS (benchmarks/collect_run.sh)" >&2; exit 2; }
-python "$ROOT/src/compare.py" "${systems[@]}" --out-dir "${OUT_DIR:-$RESULTS/headline}" --mlflow false
+OUT=${OUT_DIR:-$RESULTS/headline}
+python "$ROOT/src/compare.py" "${systems[@]}" --out-dir "$OUT" --mlflow false
+# the compact table the README and docs/benchmarks.md paste (the docs tests read it back)
+python "$ROOT/benchmarks/headline_markdown.py" "$OUT/compare.json" > "$OUT/headline.md"

@@ -3,10 +3,11 @@ wrote (the headline table, the seeds tables of docs/benchmarks.md).
 
 The table's layout, as the pages write it: a column whose header starts with "test set" (a blank
 cell repeats the row above), a "model" or "system" column (its first word is the system's name:
-``bilstm_attn (default)``), score columns "BLEU", "chrF", "tokenized BLEU" with ``mean ± std``
-cells (one run: ``score`` or ``score ± ci95``), and significance columns "ΔBLEU ..." / "ΔchrF ..."
-with ``baseline`` or ``+0.09 (0.38 / 0.95)``: the mean difference against the baseline, ``*`` when
-every pair of seeds is significant, and the largest p-values of the paired bootstrap / approximate
+``bilstm_attn (default)``), a "runs" column (the seeds), score columns "BLEU", "chrF" and
+"tokenized BLEU" with ``mean ± std`` cells (one run: ``score`` or ``score ± ci95``; ``n/a`` where
+the report has none), and significance columns "ΔBLEU ..." / "ΔchrF ..." with ``baseline`` or
+``+0.09 (0.38 / 0.95)``: the mean difference against the baseline, ``*`` when every pair of seeds
+is significant, and the largest p-values of the paired bootstrap / approximate
 randomization. A figure matches when it equals the file's rounded to the decimals the page shows.
 """
 
@@ -68,7 +69,11 @@ def table_problems(report: dict[str, Any], block: list[str], columns: list[str] 
                 continue
             cell = cells[i].replace("*", "") if _column(head, SCORES) else cells[i]
             where = f"{test_set} {system} {head} {cells[i]!r}"
-            if (metric := _column(head, SCORES)) is not None:
+            if head == "runs":
+                checked += 1
+                if cells[i] != str(entry["bleu"]["n"]):
+                    problems.append(f"{where}: file {entry['bleu']['n']} runs")
+            elif (metric := _column(head, SCORES)) is not None:
                 checked += 1
                 problems += [f"{where}: file {p}" for p in _score_problems(entry, metric, cell)]
             elif (metric := _column(head, DELTAS)) is not None:
@@ -81,6 +86,8 @@ def table_problems(report: dict[str, Any], block: list[str], columns: list[str] 
 
 def _score_problems(entry: dict[str, Any], metric: str, cell: str) -> list[str]:
     stats = entry.get(metric)
+    if cell.strip() == "n/a":  # the page says the report has no such score
+        return [] if stats is None else [f"has {metric}"]
     if stats is None:
         return [f"has no {metric}"]
     parts = [p.strip() for p in cell.split("±")]

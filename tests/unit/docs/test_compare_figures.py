@@ -58,3 +58,21 @@ def test_the_seeds_table_is_checked_and_a_wrong_figure_is_caught() -> None:
         assert table_problems(report, changed, columns), f"a wrong {kind} was not caught"
     renamed = [*block[:row], block[row].replace("bigru_attn", "bigru_attn_x", 1), *block[row + 1:]]
     assert any("not in the report" in p for p in table_problems(report, renamed, columns))
+
+
+def test_the_table_make_headline_writes_is_read_back_exactly() -> None:
+    """benchmarks/headline_markdown.py (what the pages paste) writes the layout this check reads."""
+    import subprocess
+    import sys
+
+    source = ROOT / "docs" / "results" / "seeds-1epoch" / "compare.json"
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "headline_markdown.py"), str(source)],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    report = load_report(source)
+    assert len(made) == 2 + sum(len(t["systems"]) for t in report["test_sets"].values())
+    assert table_problems(report, made) == []
+    assert "bilstm_attn (default)" in made[2] and made[2].endswith("| baseline |")
+    wrong = [made[0], made[1], made[2].replace("| 3 |", "| 2 |", 1), *made[3:]]
+    assert any("runs" in p for p in table_problems(report, wrong))
