@@ -36,3 +36,5 @@ def test_the_committed_headline_table_is_recreated_from_the_committed_runs(tmp_p
     for key in ("baseline", "settings", "signatures", "skipped_test_sets", "test_sets"):
         assert made[key] == committed[key], key
     assert sorted(made["systems"]) == sorted(committed["systems"])
+    # and the compact table the pages paste (no paths in it)
+    assert (tmp_path / "headline.md").read_text() == (HEADLINE / "headline.md").read_text()
