@@ -16,6 +16,7 @@ cp "$SRC/reports/metrics.json" "$DEST/reports/"
 cp -r "$SRC/reports/eval" "$DEST/reports/eval"
 # the curves from the run's MLflow history: DVCLive's files of a resumed run on 236340e hold only the
 # epochs after its last resume (benchmarks/mlflow_curves.py); its values agree where both exist
-python "$ROOT/benchmarks/mlflow_curves.py" "$SRC/reports/train_run.json" "$DEST/reports/dvclive" >/dev/null
+PY=$ROOT/.venv/bin/python; [ -x "$PY" ] || PY=python   # the project's environment (MLflow)
+"$PY" "$ROOT/benchmarks/mlflow_curves.py" "$SRC/reports/train_run.json" "$DEST/reports/dvclive" >/dev/null
 cp "$SRC/params.yaml" "$SRC/dvc.lock" "$SRC/run.log" "$DEST/"
 echo "collected $RUN into docs/results/$RUN"
