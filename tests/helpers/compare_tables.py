@@ -67,7 +67,6 @@ def table_problems(report: dict[str, Any], block: list[str], columns: list[str] 
         for i, head in enumerate(header):
             if wanted is not None and head not in wanted:
                 continue
-            cell = cells[i].replace("*", "") if _column(head, SCORES) else cells[i]
             where = f"{test_set} {system} {head} {cells[i]!r}"
             if head == "runs":
                 checked += 1
@@ -75,7 +74,8 @@ def table_problems(report: dict[str, Any], block: list[str], columns: list[str] 
                     problems.append(f"{where}: file {entry['bleu']['n']} runs")
             elif (metric := _column(head, SCORES)) is not None:
                 checked += 1
-                problems += [f"{where}: file {p}" for p in _score_problems(entry, metric, cell)]
+                score = cells[i].replace("*", "")  # a bold figure
+                problems += [f"{where}: file {p}" for p in _score_problems(entry, metric, score)]
             elif (metric := _column(head, DELTAS)) is not None:
                 checked += 1
                 problems += [f"{where}: file {p}" for p in _delta_problems(entry, metric, cells[i])]

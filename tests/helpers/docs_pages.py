@@ -106,5 +106,21 @@ def figure_blocks(text: str) -> Iterator[tuple[str, str | None, list[str] | None
         yield match.group(1), kind, names, block
 
 
+def marked_blocks(compare: bool) -> list[tuple[Path, str, str | None, list[str] | None, list[str]]]:
+    """(page, source, kind, names, block) of every marked block on every page: those quoting a
+    compare report (``compare.json``) when ``compare``, else those quoting an evaluate-layout file."""
+    return [
+        (page, src, kind, names, block)
+        for page in pages()
+        for src, kind, names, block in figure_blocks(page.read_text(encoding="utf-8"))
+        if src.endswith("compare.json") == compare
+    ]
+
+
+def block_id(value: object) -> str | None:
+    """A parametrized figures test's id: the page's path (the other parameters get pytest's own)."""
+    return str(value.relative_to(ROOT)) if isinstance(value, Path) else None
+
+
 def table_cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]

@@ -6,26 +6,19 @@ read by :mod:`helpers.compare_tables`. The headline table of issue 33 is checked
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
 from helpers.compare_tables import load_report, table_problems
-from helpers.docs_pages import figure_blocks, pages
+from helpers.docs_pages import block_id, marked_blocks
 
 
 def compare_blocks() -> list[tuple[Path, str, list[str] | None, list[str]]]:
-    return [
-        (p, src, names if kind == "columns" else None, block)
-        for p in pages()
-        for src, kind, names, block in figure_blocks(p.read_text(encoding="utf-8"))
-        if src.endswith("compare.json")
-    ]
-
-
-def block_id(value):
-    return str(value.relative_to(ROOT)) if isinstance(value, Path) else None
+    return [(p, src, names if kind == "columns" else None, block) for p, src, kind, names, block in marked_blocks(True)]
 
 
 @pytest.mark.parametrize("page, source, columns, block", compare_blocks(), ids=block_id)
@@ -62,9 +55,6 @@ def test_the_seeds_table_is_checked_and_a_wrong_figure_is_caught() -> None:
 
 def test_the_table_make_headline_writes_is_read_back_exactly() -> None:
     """benchmarks/headline_markdown.py (what the pages paste) writes the layout this check reads."""
-    import subprocess
-    import sys
-
     source = ROOT / "docs" / "results" / "seeds-1epoch" / "compare.json"
     made = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "headline_markdown.py"), str(source)],

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from helpers.docs_pages import figure_blocks, pages, table_cells
+from helpers.docs_pages import block_id, marked_blocks, table_cells
 
 COLUMNS = {"bleu": "bleu", "chrf": "chrf", "tokenized bleu": "bleu_tok"}
 PHRASE = re.compile(r"(tokenized BLEU|BLEU|chrF)\s+\**(\d+\.\d+)")
@@ -75,16 +75,7 @@ def quoted(source: str, rows: list[str] | None, block: list[str]) -> list[tuple[
 
 def marked() -> list[tuple[Path, str, list[str] | None, list[str]]]:
     """The blocks quoting an evaluate-layout file (a compare report's: test_compare_figures.py)."""
-    return [
-        (p, src, names if kind == "rows" else None, block)
-        for p in pages()
-        for src, kind, names, block in figure_blocks(p.read_text(encoding="utf-8"))
-        if not src.endswith("compare.json")
-    ]
-
-
-def block_id(value):
-    return str(value.relative_to(ROOT)) if isinstance(value, Path) else None
+    return [(p, src, names if kind == "rows" else None, block) for p, src, kind, names, block in marked_blocks(False)]
 
 
 @pytest.mark.parametrize("page, source, rows, block", marked(), ids=block_id)
