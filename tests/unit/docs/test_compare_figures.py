@@ -29,6 +29,15 @@ def test_quoted_comparisons_equal_the_committed_report(page: Path, source: str, 
     assert not problems, f"{page.relative_to(ROOT)} against {source}: " + "; ".join(problems)
 
 
+def test_the_readme_headline_is_the_committed_headline_table() -> None:
+    """The README's headline is ``make headline``'s table, marked with its compare.json, every
+    system and test set of it (headline.md, as written), so it cannot drift or lose a row."""
+    headline = ROOT / "docs" / "results" / "headline"
+    blocks = [b for b in compare_blocks() if b[0].name == "README.md" and b[1] == "docs/results/headline/compare.json"]
+    assert len(blocks) == 1, "README.md's headline table is not marked with docs/results/headline/compare.json"
+    assert blocks[0][3] == (headline / "headline.md").read_text(encoding="utf-8").strip().splitlines()
+
+
 def test_the_seeds_table_is_checked_and_a_wrong_figure_is_caught() -> None:
     """The 1-epoch seeds table of docs/benchmarks.md is marked, and each kind of mistake is found."""
     blocks = [b for b in compare_blocks() if b[1] == "docs/results/seeds-1epoch/compare.json"]
