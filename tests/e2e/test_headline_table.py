@@ -38,3 +38,5 @@ def test_the_committed_headline_table_is_recreated_from_the_committed_runs(tmp_p
     assert sorted(made["systems"]) == sorted(committed["systems"])
     # and the compact table the pages paste (no paths in it)
     assert (tmp_path / "headline.md").read_text() == (HEADLINE / "headline.md").read_text()
+    # and the runs' validation curves (benchmarks/validation_table.py)
+    assert (tmp_path / "validation.md").read_text() == (HEADLINE / "validation.md").read_text()
