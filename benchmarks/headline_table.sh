@@ -15,9 +15,10 @@ RESULTS=${RESULTS:-docs/results}
 MODELS=${MODELS:-"bilstm_attn bigru_attn bilstm_attn_fused"}   # the first is the baseline
 systems=() folders=()
 for m in $MODELS; do
-    runs=$(for d in "$RESULTS/$m"-s[0-9]*; do [ -d "$d/reports/eval" ] && printf '%s,' "$d"; done || true)
-    [ -n "$runs" ] && systems+=(--system "$m=${runs%,}")
-    IFS=, read -r -a found <<< "${runs%,}"
+    found=()
+    for d in "$RESULTS/$m"-s[0-9]*; do [ -d "$d/reports/eval" ] && found+=("$d"); done
+    [ ${#found[@]} -ge 1 ] || continue
+    systems+=(--system "$m=$(IFS=,; echo "${found[*]}")")
     folders+=("${found[@]}")
 done
 [ ${#systems[@]} -ge 1 ] || { echo "error: no run collected under $RESULTS (benchmarks/collect_run.sh)" >&2; exit 2; }

@@ -98,12 +98,17 @@ def figure_blocks(text: str) -> Iterator[tuple[str, str | None, list[str] | None
             continue
         kind = match.group(2)
         names = [r.strip() for r in match.group(3).split(",")] if kind else None
-        block = []
-        for following in lines[i + 1:]:
-            if not following.strip():
-                break
-            block.append(following)
-        yield match.group(1), kind, names, block
+        yield match.group(1), kind, names, block_below(lines, i)
+
+
+def block_below(lines: list[str], marker: int) -> list[str]:
+    """The table or paragraph just below the marker line ``lines[marker]``: up to the first blank line."""
+    block = []
+    for following in lines[marker + 1:]:
+        if not following.strip():
+            break
+        block.append(following)
+    return block
 
 
 def marked_blocks(compare: bool) -> list[tuple[Path, str, str | None, list[str] | None, list[str]]]:

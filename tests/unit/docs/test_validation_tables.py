@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from helpers.docs_pages import pages, table_cells
+from helpers.docs_pages import block_below, pages, table_cells
 
 CURVES = re.compile(r"<!--\s*curves:\s*(\S+)\s*-->")
 SCRIPT = ROOT / "benchmarks" / "validation_table.py"
@@ -38,12 +38,7 @@ def curve_blocks() -> list[tuple[Path, str, list[str]]]:
         for i, line in enumerate(lines):
             match = CURVES.search(line)
             if match:
-                block = []
-                for following in lines[i + 1:]:
-                    if not following.strip():
-                        break
-                    block.append(following)
-                out.append((page, match.group(1), block))
+                out.append((page, match.group(1), block_below(lines, i)))
     return out
 
 
