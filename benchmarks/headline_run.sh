@@ -7,6 +7,9 @@
 #   bash benchmarks/headline_run.sh NAME COMMIT [HYDRA_OVERRIDE ...]
 #   e.g. bash benchmarks/headline_run.sh bigru_attn-s2 0123abc model=bigru_attn seed=2
 #
+# A recipe search stops before the test sets (tune on validation only): STAGES=train runs
+# `dvc repro train` (the stages up to training), and the test sets are decoded only for the chosen recipe.
+#
 # Rerunning the same command after a cut-off resumes it: DVC reruns the unfinished stage and the
 # train stage continues from its last checkpoint (train.resume=auto). Appends to RUNS_DIR/NAME/run.log.
 set -euo pipefail
@@ -35,10 +38,11 @@ echo 19 > /proc/self/autogroup 2>/dev/null || true
 trap 'rm -f "$RUN/.running"' EXIT
 python -m s2s.common.params_file "$@"
 {
-    echo "== $(date -u +%FT%TZ) start: dvc repro (commit $(git rev-parse --short HEAD); overrides: ${*:-none};" \
+    echo "== $(date -u +%FT%TZ) start: dvc repro ${STAGES:-} (commit $(git rev-parse --short HEAD); overrides: ${*:-none};" \
          "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), OMP_NUM_THREADS=$OMP_NUM_THREADS)"
     start=$(date +%s)
     rc=0
-    nice -n 19 dvc repro || rc=$?
+    # shellcheck disable=SC2086  # STAGES: zero or more stage names
+    nice -n 19 dvc repro ${STAGES:-} || rc=$?
     echo "== $(date -u +%FT%TZ) end: rc $rc, wall $(( $(date +%s) - start )) s"
 } >> "$RUN/run.log" 2>&1
