@@ -24,3 +24,11 @@ def test_params_file_equals_dvcs_composition(overrides: list[str], tmp_path: Pat
 
 def test_makefile_uses_no_private_dvc_api() -> None:
     assert "dvc.utils" not in (ROOT / "Makefile").read_text()
+
+
+def test_committed_params_yaml_is_the_default_composition() -> None:
+    """One source of truth: the committed params.yaml is conf/ composed with no override (run
+    `make params` after editing conf/), so `dvc repro` on a fresh clone runs what conf/ says."""
+    from s2s.common.params_file import compose_params
+
+    assert (ROOT / "params.yaml").read_text() == compose_params(CONF), "params.yaml is stale: run `make params`"
