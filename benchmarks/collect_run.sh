@@ -2,6 +2,9 @@
 # Copy what a finished headline run's table is made from into docs/results/<run>/ (issue 33):
 # reports/metrics.json, reports/eval/ (report with provenance, translations of every test set,
 # robustness), the training and validation curves, params.yaml, dvc.lock and run.log (command, wall time).
+# A recipe-search run (STAGES=train: no test set decoded) has no metrics.json or eval/; its
+# reports/validate-*/ (benchmarks/search_validate.sh: the validation BLEU of its best and exported
+# weights) are copied instead.
 #
 #   bash benchmarks/collect_run.sh RUN     # RUNS_DIR/RUN (default ../runs/RUN) must have finished
 set -euo pipefail
@@ -12,8 +15,13 @@ DEST=$ROOT/docs/results/$RUN
 grep -q '^== .* end: rc 0,' "$SRC/run.log" 2>/dev/null \
     || { echo "error: $SRC/run.log shows no finished run (rc 0): resume it with benchmarks/headline_run.sh" >&2; exit 2; }
 rm -rf "$DEST" && mkdir -p "$DEST/reports"
-cp "$SRC/reports/metrics.json" "$DEST/reports/"
-cp -r "$SRC/reports/eval" "$DEST/reports/eval"
+if [ -d "$SRC/reports/eval" ]; then
+    cp "$SRC/reports/metrics.json" "$DEST/reports/"
+    cp -r "$SRC/reports/eval" "$DEST/reports/eval"
+fi
+for validated in "$SRC"/reports/validate-*/; do
+    [ -d "$validated" ] && cp -r "$validated" "$DEST/reports/"
+done
 # the curves from the run's MLflow history: DVCLive's files of a resumed run on 236340e hold only the
 # epochs after its last resume (benchmarks/mlflow_curves.py); its values agree where both exist
 PY=$ROOT/.venv/bin/python; [ -x "$PY" ] || PY=python   # the project's environment (MLflow)
