@@ -8,17 +8,22 @@ writes it beside the comparison as ``validation.md``; the docs tests read it bac
 
     python benchmarks/validation_table.py docs/results/bilstm_attn-s1 docs/results/transformer-s1 ...
 
-One row per epoch (validation runs once an epoch), one column per run; the last row is each run's
-best and the epoch it came at (the first epoch on a tie, as the checkpoint callback keeps it).
+One row per epoch (validation runs once an epoch), one column per run; then each run's best and the
+epoch it came at (the first epoch on a tie, as the checkpoint callback keeps it). Where a run was
+validated after training by ``benchmarks/search_validate.sh`` (a recipe search), a last row gives
+the validation BLEU of its exported weights (``reports/validate-export/validation.json``): with
+``train.average_last=N`` the average of the last N epochs, which the curve never saw.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
 CURVE = Path("reports") / "dvclive" / "plots" / "metrics" / "val" / "bleu.tsv"
+EXPORT = Path("reports") / "validate-export" / "validation.json"
 
 
 def validation_bleu(run: Path) -> list[float]:
@@ -44,7 +49,16 @@ def table(runs: list[Path]) -> list[str]:
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
     best = [f"{max(c):.2f} ({c.index(max(c)) + 1})" for c in curves]
     lines.append("| best (epoch) | " + " | ".join(best) + " |")
+    exported = [exported_bleu(run) for run in runs]
+    if any(b is not None for b in exported):
+        lines.append("| exported weights | " + " | ".join("" if b is None else f"{b:.2f}" for b in exported) + " |")
     return lines
+
+
+def exported_bleu(run: Path) -> float | None:
+    """The validation BLEU of the run's exported weights, where search_validate.sh measured it."""
+    path = run / EXPORT
+    return float(json.loads(path.read_text(encoding="utf-8"))["val_bleu"]) if path.is_file() else None
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ it. The table must be that file line for line, and the file must be what
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -86,6 +87,19 @@ def test_the_best_row_names_the_first_epoch_of_the_best_score(tmp_path: Path) ->
         "| 3 | 30.50 |",
         "| best (epoch) | 30.50 (2) |",
     ]
+
+
+def test_validated_exports_add_a_row_and_runs_without_one_leave_it_blank(tmp_path: Path) -> None:
+    for name, bleu in (("a-s1", "20.0"), ("b-s1", "21.0")):
+        curve = tmp_path / name / "reports" / "dvclive" / "plots" / "metrics" / "val" / "bleu.tsv"
+        curve.parent.mkdir(parents=True)
+        curve.write_text(f"step\tbleu\n10\t{bleu}\n", encoding="utf-8")
+    export = tmp_path / "b-s1" / "reports" / "validate-export" / "validation.json"
+    export.parent.mkdir(parents=True)
+    export.write_text(json.dumps({"val_bleu": 21.456, "val_loss": 2.0, "hypotheses": []}), encoding="utf-8")
+    lines = _script().table([tmp_path / "a-s1", tmp_path / "b-s1"])
+    assert lines[-2:] == ["| best (epoch) | 20.00 (1) | 21.00 (1) |", "| exported weights |  | 21.46 |"]
+    assert _script().table([tmp_path / "a-s1"])[-1] == "| best (epoch) | 20.00 (1) |"
 
 
 def test_a_run_without_a_curve_is_one_error_line(tmp_path: Path) -> None:
