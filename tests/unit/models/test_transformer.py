@@ -124,7 +124,7 @@ def test_shipped_recipe_shares_and_ties_the_embeddings() -> None:
     from omegaconf import OmegaConf
 
     cfg = compose_config(["model=transformer"])
-    assert cfg.optim.scheduler == "inverse_sqrt" and cfg.optim.warmup_steps > 0  # the model picks its schedule
+    assert cfg.optim.scheduler == "cosine" and cfg.optim.warmup_steps > 0  # the model picks its schedule
     assert compose_config(["model=transformer", "optim=adam_plateau"]).optim.scheduler == "plateau"
     assert compose_config([]).optim.scheduler == "plateau"  # the RNN default keeps its own
     model = build_model(OmegaConf.to_container(cfg.model, resolve=True), 100)
