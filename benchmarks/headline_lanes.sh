@@ -13,7 +13,7 @@
 set -uo pipefail
 LANE=${1:?usage: headline_lanes.sh A|B}
 COMMIT=${COMMIT:?set COMMIT to the commit of docs/results/RUNS.md}
-TRANSFORMER_COMMIT=${TRANSFORMER_COMMIT:-7dab138}   # model=transformer, the final code (CI green, verify matched)
+TRANSFORMER_COMMIT=${TRANSFORMER_COMMIT:-971f993}   # model=transformer's second recipe (the first, on 7dab138: transformer_r1-s*)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS_DIR=${RUNS_DIR:-$(dirname "$ROOT")/runs}
 case $LANE in

@@ -6,7 +6,7 @@ validation set only). Read from each collected run's ``reports/dvclive/plots/met
 (``benchmarks/collect_run.sh``), so anyone re-creates the table from a clone. ``make headline``
 writes it beside the comparison as ``validation.md``; the docs tests read it back.
 
-    python benchmarks/validation_table.py docs/results/bilstm_attn-s1 docs/results/transformer-s1 ...
+    python benchmarks/validation_table.py docs/results/bilstm_attn-s1 docs/results/transformer_r1-s1 ...
 
 One row per epoch (validation runs once an epoch), one column per run; then each run's best and the
 epoch it came at (the first epoch on a tie, as the checkpoint callback keeps it). Where a run was
