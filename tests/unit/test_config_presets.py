@@ -7,24 +7,15 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from s2s.common.config_dict import flatten
+
 from conftest import CONF, compose_config
 
 EXCEPTIONS = sorted((CONF / "preset_model").glob("*.yaml"))
 
 
-def flat(tree: dict, prefix: str = "") -> dict[str, object]:
-    """{"model.encoder.dropout": 0.1, ...} of a nested mapping."""
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def composed(overrides: list[str]) -> dict[str, object]:
-    return flat(OmegaConf.to_container(compose_config(overrides), resolve=True))
+    return flatten(OmegaConf.to_container(compose_config(overrides), resolve=True))
 
 
 def test_every_exception_names_a_preset_and_a_model_that_exist() -> None:
@@ -43,7 +34,7 @@ def test_an_exception_applies_to_its_model_only(path) -> None:
         for p in (CONF / "preset").glob("*.yaml")
         if path.stem.startswith(p.stem + "_")
     )
-    values = flat(yaml.safe_load(path.read_text(encoding="utf-8")))
+    values = flatten(yaml.safe_load(path.read_text(encoding="utf-8")))
     with_it = composed([f"preset={preset}", f"model={model}"])
     assert {k: with_it[k] for k in values} == values
     # the same keys of another model under the same preset: the preset's own values, not these
