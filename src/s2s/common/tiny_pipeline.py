@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from s2s.common.io import InputError
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # what the tiny pipeline runs with; a reference records it, and a check reruns exactly it
@@ -70,8 +72,17 @@ def run_tiny_pipeline(
         cmd = [sys.executable, str(ROOT / "src" / f"{stage}.py"), *overrides, *_paths(base)]
         returncode, stderr = _run_child(cmd, stage_env)
         if returncode != 0:
-            raise RuntimeError(f"{stage} exited {returncode}:\n{stderr[-3000:]}")
+            raise stage_failure(stage, returncode, stderr)
     return {name: sha256(base / name) for name in CHECKED if (base / name).is_file()}
+
+
+def stage_failure(stage: str, returncode: int, stderr: str) -> Exception:
+    """The error for a failed stage: a user error (exit 2 with its one ``error: ...`` line, such as
+    a download with no mirror and no network) stays one line; anything else keeps the output's end."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    if returncode == 2 and errors:
+        return InputError(f"{stage} stage of the tiny pipeline: {errors[-1].removeprefix('error: ')}")
+    return RuntimeError(f"{stage} exited {returncode}:\n{stderr[-3000:]}")
 
 
 def sha256(path: Path) -> str:

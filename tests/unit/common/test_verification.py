@@ -168,3 +168,30 @@ def test_the_battery_measures_each_branch_once() -> None:
     keys = [key for key, _, _ in battery_settings(2)]
     assert keys == [f"{branch}/{t}" for branch in ("AVX2", "COMPATIBLE") for t in (1, 2, 4, 8)]
     assert [key for key, _, _ in battery_settings(16)][:5] == ["AVX2/1", "AVX2/2", "AVX2/4", "AVX2/8", "AVX2/16"]
+
+
+def test_make_verify_without_a_corpus_ends_in_the_download_stages_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A user error of a stage (here: a mirror that holds no corpus) reaches the user as that one line."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "S2S_MIRROR": str(tmp_path)}  # an empty folder: no corpus, no network asked
+    verify_script = Path(__file__).resolve().parents[3] / "src" / "verify.py"
+    result = subprocess.run(
+        [sys.executable, str(verify_script), "--candidate", "portable-avx2"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: download stage of the tiny pipeline: ") and str(tmp_path) in lines[0]
+
+
+def test_a_stage_that_fails_with_a_bug_keeps_the_end_of_its_output() -> None:
+    from s2s.common.tiny_pipeline import stage_failure
+
+    bug = stage_failure("train", 1, "Traceback (most recent call last):\nZeroDivisionError: x\n")
+    assert isinstance(bug, RuntimeError) and "ZeroDivisionError" in str(bug)
+    user = stage_failure("train", 2, "warning\nerror: conf/x.yaml: not valid YAML\n")
+    assert isinstance(user, InputError) and str(user) == "train stage of the tiny pipeline: conf/x.yaml: not valid YAML"
