@@ -20,8 +20,6 @@ MAKE = re.compile(r"(?<![\w-])make\s+(?:[A-Z_]+=\S*\s+)*([a-z][\w-]*)")
 NOT_IN_PROJECT = {
     "conf/data/my_corpus.yaml": "the dataset file the reader writes (docs/data.md, Train on your own corpus)",
     "docs/results/headline/": "make headline's output folder, written once the headline runs (issue 33) finish",
-    "docs/results/transformer": "the second Transformer recipe's table (make headline, OUT_DIR), once its runs finish",
-    "docs/results/transformer/": "the same folder, named with its slash",
 }
 
 
