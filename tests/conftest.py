@@ -48,6 +48,9 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from helpers.paths import CONF, HELPERS, ROOT, TEST_DATA  # noqa: E402, F401 - re-exported for the tests
 
+# each test ends with the environment and torch switches it began with (helpers/process_state.py)
+pytest_plugins = ["helpers.process_state"]
+
 MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
