@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,12 @@ _LAZY_USER_ERRORS = (
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ROOM_HINT = "free disk space (or raise the file size limit, ulimit -f) and run the same command again"
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+# Hydra prints its own composition errors (an unknown config group option, a key that is not in the
+# config, an override it cannot parse) over several lines and exits 1, unless HYDRA_FULL_ERROR=1 asks it
+# to raise them. stage_main sets the variable while Hydra composes (not while the stage's own code runs,
+# where Hydra's usual report of a bug is kept) and turns what Hydra raises into one line and exit 2.
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+_composing = {"own": False}  # True while stage_main holds HYDRA_FULL_ERROR=1 for Hydra's composition
 
 
 def _chain(err: BaseException) -> list[BaseException]:
@@ -75,8 +82,14 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         interrupts.restore()
+        own = _composing["own"]
+        if own:  # the stage's code runs: a bug keeps Hydra's usual report
+            os.environ.pop(_FULL_ERROR, None)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if own:  # a sweep composes its next job after this one
+                os.environ[_FULL_ERROR] = "1"
+            return result
         except KeyboardInterrupt:
             _fail("interrupted (Ctrl-C)", code=interrupts.INTERRUPTED)
         except Exception as err:
@@ -120,6 +133,14 @@ def check_yaml(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
             raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
 
 
+def hydra_message(err: BaseException) -> str:
+    """One line for an error Hydra raised while composing the config: the override it could not
+    parse, if any, and Hydra's own words without the config search path it lists after them."""
+    text = " ".join(str(err).split()).split(" Config search path:")[0]
+    override = getattr(err, "override", None)
+    return f"override {override!r}: {text}" if override else f"the command line or config: {text}"
+
+
 def stage_main(main: Callable[[], Any]) -> None:
     """Run a stage script's Hydra ``main``: its config files checked first, user errors in one line."""
     try:
@@ -127,7 +148,24 @@ def stage_main(main: Callable[[], Any]) -> None:
     except InputError as err:
         _fail(str(err), log=False)  # before Hydra: no log file yet
     interrupts.restore()
+    from hydra.errors import HydraException
+
+    before = os.environ.get(_FULL_ERROR)
+    own = before != "1"  # a user who set it to 1 asked for Hydra's full report
+    if own:
+        os.environ[_FULL_ERROR] = "1"
+    _composing["own"] = own
     try:
         main()
     except KeyboardInterrupt:  # in Hydra's own start-up, before the stage's code runs
         _fail("interrupted (Ctrl-C)", log=False, code=interrupts.INTERRUPTED)
+    except HydraException as err:
+        if not (own and os.environ.get(_FULL_ERROR) == "1"):
+            raise  # raised while the stage's code ran (the variable is unset then): a bug
+        _fail(hydra_message(err), log=False)
+    finally:
+        if own:
+            os.environ.pop(_FULL_ERROR, None)
+            if before is not None:
+                os.environ[_FULL_ERROR] = before
+        _composing["own"] = False

@@ -97,3 +97,93 @@ def test_a_user_error_reaches_the_log_file_but_the_console_once(tmp_path: Path, 
         logfile.close()
     assert capsys.readouterr().err == "error: translate.input=x: file not found\n"  # the console: once
     assert "translate.input=x: file not found" in (tmp_path / "stage.log").read_text()
+
+
+# --- Hydra's own errors (composing the config) ------------------------------------------------------
+
+HYDRA_APP = '''
+import hydra
+from hydra.errors import InstantiationException
+from s2s.common.cli import stage_main, user_errors
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@user_errors
+def main(cfg):
+    if cfg.fail == "bug":
+        raise RuntimeError("a bug in the stage")
+    if cfg.fail == "hydra_bug":
+        raise InstantiationException("a bug in the stage's instantiate")
+    print("ran", cfg.group.name, flush=True)
+
+
+if __name__ == "__main__":
+    stage_main(main)
+'''
+
+
+def run_hydra_app(tmp_path: Path, *args: str, full_error: str | None = None):
+    """A minimal stage script (``hydra.main`` + ``user_errors`` + ``stage_main``) with a config group."""
+    import subprocess
+    import sys
+
+    (tmp_path / "conf" / "group").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "conf" / "config.yaml").write_text("defaults:\n  - group: a\n  - _self_\nfail: none\n")
+    for name in ("a", "b"):
+        (tmp_path / "conf" / "group" / f"{name}.yaml").write_text(f"name: {name}\n")
+    (tmp_path / "app.py").write_text(HYDRA_APP)
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    if full_error is not None:
+        env["HYDRA_FULL_ERROR"] = full_error
+    command = [sys.executable, "app.py", *args, f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/multi"]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["group=nope"], "Could not find 'group/nope'"),
+        (["no_such_key=1"], "Could not override 'no_such_key'"),
+        (["fail=["], "override 'fail=['"),
+        (["--config-name", "nope"], "Cannot find primary config 'nope'"),
+    ],
+    ids=["group-option", "key", "unparsable", "config-name"],
+)
+def test_a_config_hydra_cannot_compose_is_one_line_and_exit_2(tmp_path: Path, args: list[str], named: str) -> None:
+    result = run_hydra_app(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert named in result.stderr
+    assert "ran" not in result.stdout
+
+
+def test_a_sweep_hydra_cannot_compose_is_one_line_before_any_job(tmp_path: Path) -> None:
+    result = run_hydra_app(tmp_path, "-m", "group=a,nope")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Could not find 'group/nope'" in result.stderr, result.stderr
+    assert "ran" not in result.stdout  # Hydra composes every job's config before the first job
+
+
+def test_a_sweep_runs_every_job_with_the_stages_own_error_handling(tmp_path: Path) -> None:
+    result = run_hydra_app(tmp_path, "-m", "group=a,b", "fail=none,bug")
+    assert result.stdout.count("ran a") == 1 and "a bug in the stage" in result.stderr
+    assert result.returncode == 1 and "error: " not in result.stderr
+
+
+@pytest.mark.parametrize("fail", ["bug", "hydra_bug"])
+def test_a_bug_in_the_stage_keeps_hydras_report_and_exit_1(tmp_path: Path, fail: str) -> None:
+    """Only composing is the user's: an exception from the stage's own code, even one of Hydra's
+    classes (an instantiate gone wrong), is a bug and is not dressed as a user error."""
+    result = run_hydra_app(tmp_path, f"fail={fail}")
+    assert result.returncode == 1, result.stderr
+    assert "a bug in the stage" in result.stderr
+    assert "error: " not in result.stderr
+    assert "HYDRA_FULL_ERROR" in result.stderr  # Hydra's usual report ends with its hint
+
+
+def test_hydra_full_error_set_by_the_user_gives_hydras_full_report(tmp_path: Path) -> None:
+    result = run_hydra_app(tmp_path, "group=nope", full_error="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "Could not find 'group/nope'" in result.stderr
+    assert not result.stderr.startswith("error: ")
