@@ -4,7 +4,7 @@
 # robustness), the training and validation curves, params.yaml, dvc.lock and run.log (command, wall time).
 # A recipe-search run (STAGES=train: no test set decoded) has no metrics.json or eval/; its
 # reports/validate-*/ (benchmarks/search_validate.sh: the validation BLEU of its best and exported
-# weights) are copied instead.
+# weights; benchmarks/decode_validate.sh: of other decode settings) are copied too.
 #
 #   bash benchmarks/collect_run.sh RUN     # RUNS_DIR/RUN (default ../runs/RUN) must have finished
 set -euo pipefail
