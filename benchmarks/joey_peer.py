@@ -49,6 +49,8 @@ TRANSFORMER_KEYS = (
     ("training.learning_rate_warmup", "optim.warmup_steps"),
     ("training.learning_rate_min", "optim.min_lr"),
     ("training.clip_grad_norm", "trainer.gradient_clip_val"),
+    ("testing.beam_size", "decode.beam_size"),
+    ("testing.beam_alpha", "decode.length_penalty"),  # both GNMT's ((5 + len) / 6) ** alpha
 )
 # Joey value <- what ours must be for it to mean the same (ours: pre-norm, ReLU, scaled embeddings,
 # token-normalised loss, always); these Joey values are fixed, ours are read

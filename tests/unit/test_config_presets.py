@@ -50,3 +50,11 @@ def test_the_cpu_preset_raises_the_rnns_dropout_and_leaves_the_transformers_reci
     assert composed([])["model.encoder.dropout"] == 0.3  # the default bilstm_attn
     transformer = composed(["model=transformer"])
     assert transformer["model.encoder.dropout"] == transformer["model.decoder.dropout"] != 0.3
+
+
+def test_the_transformer_decodes_with_its_own_length_penalty_under_the_cpu_preset() -> None:
+    """Chosen on the validation set for the Transformer only (conf/preset_model/cpu_transformer.yaml)."""
+    assert composed([])["decode.length_penalty"] == 1.0  # the RNN default: conf/decode/beam.yaml
+    assert composed(["model=transformer"])["decode.length_penalty"] == 1.4
+    assert composed(["model=transformer", "decode.length_penalty=0.6"])["decode.length_penalty"] == 0.6
+    assert composed(["preset=tiny", "model=transformer"])["decode.length_penalty"] == 1.0  # make verify's

@@ -41,6 +41,7 @@ def test_the_committed_joey_transformer_is_our_recipe(ours: dict, joey: dict) ->
         ("ours", ("optim", "betas"), [0.9, 0.999], "training.adam_betas"),
         ("ours", ("train", "batch", "max_tokens"), 4096, "train.batch.max_tokens"),
         ("ours", ("optim", "warmup_steps"), 100, "optim.warmup_steps"),
+        ("ours", ("decode", "length_penalty"), 1.0, "decode.length_penalty"),
         ("joey", ("model", "encoder", "layer_norm"), "post", "model.encoder.layer_norm"),
         ("joey", ("model", "encoder", "embeddings", "embedding_dim"), 512, "model.encoder.embeddings.embedding_dim"),
         ("joey", ("training", "batch_type"), "token", "training.batch_type"),
