@@ -186,7 +186,8 @@ def test_averaged_export_does_not_claim_the_best_checkpoints_bleu(tiny_data: Pat
     paths = copy_tiny(tiny_data, tmp_path)
     run_script("train", *paths, "trainer.max_epochs=2", "train.average_last=2", "logger=none")
     info = json.loads((tmp_path / "models/run.json").read_text())
-    assert info["source"].startswith("average of 2")
+    assert info["source"] == "average of 2: epoch=0.ckpt, epoch=1.ckpt"  # Lightning's epoch numbers, from 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch*.ckpt")) == ["epoch=0.ckpt", "epoch=1.ckpt"]
     assert info["val_bleu"] is None, "averaged weights were never validated"
     assert info["best_checkpoint_val_bleu"] is not None
 

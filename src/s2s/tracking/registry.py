@@ -302,7 +302,14 @@ def download_model(model_uri: str, dst_dir: str | Path, uri: str | None = None) 
     quiet_artifact_progress()
     try:
         check_tracking_uri(uri, 10)
-        path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri)
+        # MLflow 3 resolves a models:/ URI in the process's registry and a runs:/ URI's logged model in
+        # the process's tracking store (mlflow.get_registry_uri() / get_tracking_uri(), not the URIs
+        # given below), which are otherwise $MLFLOW_REGISTRY_URI / $MLFLOW_TRACKING_URI or ./mlflow.db
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri, registry_uri=uri
+        )
     except (MlflowException, TrackingUnreachable, OSError) as err:
         raise InputError(f"translate.model={model_uri}: not found in {uri} ({first_line(err)})") from err
     return Path(path)

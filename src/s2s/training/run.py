@@ -133,7 +133,8 @@ def make_callbacks(cfg: DictConfig, ckpt_dir: Path, fp: str, spm_sha: str) -> tu
         callbacks.append(
             ModelCheckpoint(
                 dirpath=ckpt_dir,
-                filename="epoch{epoch}",
+                filename="epoch={epoch}",
+                auto_insert_metric_name=False,  # else Lightning names it "epochepoch=8.ckpt"
                 monitor="step",
                 mode="max",
                 save_top_k=t.average_last,
